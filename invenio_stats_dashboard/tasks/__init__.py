@@ -1,0 +1,1 @@
+"""Celery tasks (registered through ``invenio_celery.tasks`` entry points)."""

@@ -1,0 +1,3 @@
+"""Version of invenio-stats-dashboard (tracks the upstream interface it follows)."""
+
+__version__ = "0.5.0"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run the test suite on real services, from nothing:
+#   ./run-tests.sh [pytest args...]
+# Creates .venv (Python 3.12) if missing, installs the package with its
+# `tests` extra, starts OpenSearch/PostgreSQL/Redis (scripts/services.sh up),
+# runs pytest and exits with pytest's status.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+source scripts/env.sh
+
+ensure_venv
+scripts/services.sh up
+
+export SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://invenio:invenio@127.0.0.1:5432/invenio_test"
+export ISD_REDIS_URL="redis://127.0.0.1:6379"
+set +e
+"$VENV/bin/python" -m pytest "$@"
+status=$?
+set -e
+exit $status

@@ -109,8 +109,12 @@ def users(services):
 
 
 @pytest.fixture(scope="module")
-def identities(users):
-    """Authenticated identities of :func:`users`."""
+def identities(users, communities):
+    """Authenticated identities of :func:`users`.
+
+    Built after the communities exist: an identity's community roles are
+    loaded when it is created.
+    """
     from invenio_stats_dashboard.demo.rdm import make_identity
 
     return {name: make_identity(user) for name, user in users.items()}
@@ -119,11 +123,11 @@ def identities(users):
 # --- communities -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def communities(identities):
+def communities(users):
     """Two public communities and one restricted, all owned by ``owner``."""
-    from invenio_stats_dashboard.demo.rdm import create_community
+    from invenio_stats_dashboard.demo.rdm import create_community, make_identity
 
-    owner = identities["owner"]
+    owner = make_identity(users["owner"])
     slug = RUN_PREFIX.rstrip("-")
     return {
         "alpha": create_community(owner, f"{slug}-alpha", "Alpha"),

@@ -21,10 +21,16 @@ from invenio_requests.proxies import current_requests_service
 def make_identity(user):
     """An authenticated identity for ``user`` (with its roles)."""
     from invenio_access.utils import get_identity
+    from invenio_communities.utils import load_community_needs
 
     identity = get_identity(user)
     identity.provides.add(any_user)
     identity.provides.add(authenticated_user)
+    from flask import current_app
+
+    # Community roles, as at login (the loader reads the login session).
+    with current_app.test_request_context():
+        load_community_needs(identity)
     return identity
 
 
@@ -50,7 +56,7 @@ def create_community(identity, slug, title, visibility="public", type_="organiza
     data = {
         "slug": slug,
         "access": {"visibility": visibility, "members_visibility": "public",
-                   "record_submission_policy": "open"},
+                   "record_submission_policy": "open", "review_policy": "open"},
         "metadata": {"title": title, "type": {"id": type_}},
     }
     item = current_communities.service.create(identity, data)
@@ -61,7 +67,7 @@ def create_community(identity, slug, title, visibility="public", type_="organiza
 def record_data(title, publication_date, resource_type="dataset", files=False,
                 creators_affiliations=(), contributors_affiliations=(),
                 languages=(), rights=(), subjects=(), funders=(), publisher=None,
-                access="public"):
+                access="public", record_access="public"):
     """Build RDM record input data from the few facts statistics care about."""
     metadata = {
         "resource_type": {"id": resource_type},
@@ -91,7 +97,7 @@ def record_data(title, publication_date, resource_type="dataset", files=False,
     if publisher:
         metadata["publisher"] = publisher
     return {
-        "access": {"record": "public", "files": access},
+        "access": {"record": record_access, "files": access},
         "files": {"enabled": bool(files)},
         "metadata": metadata,
     }
@@ -136,7 +142,9 @@ def new_version(identity, record_id, publication_date=None, files=None):
     draft = current_rdm_records_service.update_draft(identity, draft.id, data)
     if files:
         _add_files(identity, draft.id, files)
-    return current_rdm_records_service.publish(identity, draft.id)
+    record = current_rdm_records_service.publish(identity, draft.id)
+    _refresh()
+    return record
 
 
 def add_to_community(identity, record_id, community_id, require_review=False):
@@ -145,15 +153,14 @@ def add_to_community(identity, record_id, community_id, require_review=False):
     With ``require_review`` the inclusion request stays open for the community
     to accept (see :func:`accept_request`); returns the request ids created.
     """
-    result = current_rdm_records.record_communities_service.add(
+    processed, errors = current_rdm_records.record_communities_service.add(
         identity, record_id,
         {"communities": [{"id": community_id, "require_review": require_review}]},
     )
-    errors = result.get("errors") or []
     if errors:
         raise RuntimeError(f"could not add {record_id} to {community_id}: {errors}")
     _refresh()
-    return [p["request_id"] for p in result.get("processed", [])]
+    return [p["request_id"] for p in processed]
 
 
 def accept_request(identity, request_id):
@@ -165,10 +172,9 @@ def accept_request(identity, request_id):
 
 def remove_from_community(identity, record_id, community_id):
     """Remove a record (its parent) from a community."""
-    result = current_rdm_records.record_communities_service.remove(
+    _processed, errors = current_rdm_records.record_communities_service.remove(
         identity, record_id, {"communities": [{"id": community_id}]}
     )
-    errors = result.get("errors") or []
     if errors:
         raise RuntimeError(f"could not remove {record_id} from {community_id}: {errors}")
     _refresh()
@@ -198,6 +204,8 @@ def restore_record(record_id):
 
 
 def _refresh():
+    # Sibling versions are re-indexed through the bulk indexing queue.
+    current_rdm_records_service.indexer.process_bulk_queue()
     current_rdm_records_service.indexer.refresh()
     current_communities.service.indexer.refresh()
 
@@ -248,6 +256,6 @@ def backdate_requests(record_id, when):
     from invenio_requests.records.models import RequestMetadata
 
     db.session.query(RequestMetadata).filter(
-        RequestMetadata.json["topic"]["record"].astext == record_id
+        RequestMetadata.json["topic"]["record"].as_string() == record_id
     ).update({"created": when, "updated": when}, synchronize_session=False)
     db.session.commit()

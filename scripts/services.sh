@@ -56,15 +56,17 @@ fetch_opensearch() {
 
 
 # The integ-test-zip ships only the transport module. InvenioRDM's mappings
-# need analysis-common and geo, invenio-stats and our migration need painless
-# and reindex: those modules come from Maven Central as jars (with their
+# need analysis-common, geo, percolator (component templates) and more;
+# invenio-stats and our migration need painless and reindex: those modules come from Maven Central as jars (with their
 # dependencies), and we write their plugin descriptors.
 #   folder        artifact              class                                         extends
 OS_MODULES="lang-painless:lang-painless:org.opensearch.painless.PainlessPlugin:
 analysis-common:analysis-common:org.opensearch.analysis.common.CommonAnalysisPlugin:lang-painless
 geo:geo:org.opensearch.geo.GeoModulePlugin:
 reindex:reindex-client:org.opensearch.index.reindex.ReindexPlugin:
-mapper-extras:mapper-extras-client:org.opensearch.index.mapper.MapperExtrasPlugin:"
+mapper-extras:mapper-extras-client:org.opensearch.index.mapper.MapperExtrasPlugin:
+percolator:percolator-client:org.opensearch.percolator.PercolatorPlugin:
+parent-join:parent-join-client:org.opensearch.join.ParentJoinPlugin:"
 
 install_opensearch_modules() {
   local pom="$ROOT/scripts/opensearch/pom.xml" line folder artifact class extends dir

@@ -69,6 +69,7 @@ def search(appctx):
     from invenio_search.proxies import current_search, current_search_client
 
     list(current_search.put_templates(ignore=[400]))
+    list(current_search.put_component_templates(ignore=[400]))
     list(current_search.put_index_templates(ignore=[400]))
     list(current_search.create())
     current_search_client.indices.refresh()

@@ -1,0 +1,129 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""The extension: defaults, merged-config registries, entry points, CLI, proxies."""
+
+from importlib.metadata import entry_points
+
+import pytest
+from flask import Flask
+
+from invenio_stats_dashboard import config as defaults
+from invenio_stats_dashboard.ext import InvenioStatsDashboard
+
+#: python-api.md §1: group -> {name: target}
+ENTRY_POINTS = {
+    "invenio_base.apps": {"invenio_stats_dashboard": "invenio_stats_dashboard.ext:InvenioStatsDashboard"},
+    "invenio_base.api_apps": {"invenio_stats_dashboard": "invenio_stats_dashboard.ext:InvenioStatsDashboard"},
+    "invenio_base.blueprints": {"invenio_stats_dashboard": "invenio_stats_dashboard.views.views:create_blueprint"},
+    "invenio_base.api_blueprints": {"invenio_stats_dashboard": "invenio_stats_dashboard.views.views:create_api_blueprint"},
+    "invenio_base.finalize_app": {"invenio_stats_dashboard": "invenio_stats_dashboard.ext:finalize_app"},
+    "invenio_celery.tasks": {
+        "invenio_stats_dashboard": "invenio_stats_dashboard.tasks.aggregation_tasks",
+        "invenio_stats_dashboard_caching": "invenio_stats_dashboard.tasks.cache_tasks",
+        "invenio_stats_dashboard_reindexing": "invenio_stats_dashboard.tasks.usage_reindexing_tasks",
+    },
+    "invenio_assets.webpack": {"invenio_stats_dashboard_theme": "invenio_stats_dashboard.webpack:theme"},
+    "flask.commands": {"community-stats": "invenio_stats_dashboard.cli:cli"},
+}
+
+
+def _bare_app(**config):
+    app = Flask("t")
+    app.config.update(config)
+    return app
+
+
+@pytest.mark.parametrize("group", sorted(ENTRY_POINTS))
+def test_entry_points_are_declared_and_load(group):
+    declared = {ep.name: ep for ep in entry_points(group=group)
+                if ep.value.startswith("invenio_stats_dashboard")}
+    assert {n: ep.value for n, ep in declared.items()} == ENTRY_POINTS[group]
+    for ep in declared.values():
+        assert ep.load() is not None
+
+
+def test_every_default_is_set_and_instance_values_win():
+    app = _bare_app(COMMUNITY_STATS_TOP_SUBCOUNT_LIMIT=7, STATS_CACHE_PREFIX="mine")
+    InvenioStatsDashboard(app)
+    names = [n for n in dir(defaults.config) if n.isupper()]
+    assert len(names) >= 85
+    for name in names:
+        assert name in app.config, name
+    assert app.config["COMMUNITY_STATS_TOP_SUBCOUNT_LIMIT"] == 7
+    assert app.config["STATS_CACHE_PREFIX"] == "mine"
+    assert app.config["STATS_CACHE_DEFAULT_TTL"] == 365  # our decision: module value effective
+    assert app.config["STATS_DASHBOARD_REINDEXING_BATCH_SIZE"] == 5000
+    assert app.extensions["invenio-stats-dashboard"]
+
+
+def test_beat_schedule_comes_from_the_merged_config():
+    """Upstream reads its module here (config.md §1 quirk); we read app.config."""
+    mine = {"my-agg": {"task": "x", "schedule": 60}}
+    app = _bare_app(
+        CELERY_BEAT_SCHEDULE={"stock": {"task": "y", "schedule": 10}},
+        COMMUNITY_STATS_SCHEDULED_AGG_TASKS_ENABLED=True,
+        COMMUNITY_STATS_CELERYBEAT_AGG_SCHEDULE=mine,
+    )
+    InvenioStatsDashboard(app)
+    assert set(app.config["CELERY_BEAT_SCHEDULE"]) == {"stock", "my-agg"}
+
+
+def test_beat_entries_follow_their_flags():
+    app = _bare_app(CELERY_BEAT_SCHEDULE={})
+    InvenioStatsDashboard(app)
+    assert app.config["CELERY_BEAT_SCHEDULE"] == {}
+    app = _bare_app(COMMUNITY_STATS_SCHEDULED_CACHE_TASKS_ENABLED=True)
+    InvenioStatsDashboard(app)
+    assert list(app.config["CELERY_BEAT_SCHEDULE"]) == ["stats-cache-hourly-generation"]
+    entry = app.config["CELERY_BEAT_SCHEDULE"]["stats-cache-hourly-generation"]
+    assert entry["task"] == "invenio_stats_dashboard.tasks.cache_tasks.generate_cached_responses_task"
+
+
+def test_registries_merge_instance_overrides():
+    app = _bare_app(
+        STATS_AGGREGATIONS={"stock-agg": {"templates": "a"}},
+        STATS_QUERIES={"stock-q": {}},
+        COMMUNITY_STATS_AGGREGATIONS={"mine-agg": {"templates": "b"}},
+        COMMUNITY_STATS_QUERIES={"mine-q": {}, "stock-q": {"ours": True}},
+    )
+    InvenioStatsDashboard(app)
+    assert set(app.config["STATS_AGGREGATIONS"]) == {"stock-agg", "mine-agg"}
+    assert app.config["STATS_QUERIES"] == {"stock-q": {"ours": True}, "mine-q": {}}
+
+
+def test_disabled_extension_merges_nothing():
+    app = _bare_app(COMMUNITY_STATS_ENABLED=False, COMMUNITY_STATS_SCHEDULED_AGG_TASKS_ENABLED=True)
+    InvenioStatsDashboard(app)
+    assert "CELERY_BEAT_SCHEDULE" not in app.config
+    assert "invenio-stats-dashboard" not in app.extensions
+    assert app.config["STATS_DASHBOARD_MENU_ENABLED"] is True  # defaults still set
+
+
+def test_proxies_fail_clearly_until_services_exist(services):
+    from invenio_stats_dashboard.proxies import (
+        current_community_stats,
+        current_community_stats_service,
+    )
+
+    assert current_community_stats._get_current_object() is services.extensions[
+        "invenio-stats-dashboard"
+    ]
+    with pytest.raises(RuntimeError, match="not available"):
+        current_community_stats_service.client  # noqa: B018
+
+
+def test_real_app_has_extension_and_blueprint(services):
+    assert "invenio_stats_dashboard_api" in services.blueprints
+    assert services.config["STATS_QUERIES"]  # stock RDM queries kept
+
+
+def test_cli_group_is_registered_under_invenio(services):
+    from invenio_app.cli import cli as invenio_cli
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    runner = CliRunner()
+    result = runner.invoke(
+        invenio_cli, ["community-stats", "--help"], obj=ScriptInfo(create_app=lambda: services)
+    )
+    assert result.exit_code == 0, result.output
+    assert "Community and global statistics" in result.output

@@ -1,2 +1,0 @@
-def test_app_boots(services):
-    assert "invenio-stats-dashboard" in services.extensions

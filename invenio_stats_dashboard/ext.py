@@ -7,6 +7,7 @@ schedules, aggregations and queries take effect.
 """
 
 import logging
+from types import SimpleNamespace
 
 from . import config as defaults
 from .proxies import EXTENSION_KEY
@@ -54,6 +55,8 @@ class InvenioStatsDashboard:
 
         merge_beat_schedule(app.config)
         merge_stats_registries(app.config)
+        merge_service_components(app.config)
+        merge_community_custom_fields(app.config)
 
 
 def merge_beat_schedule(config):
@@ -71,13 +74,64 @@ def merge_stats_registries(config):
 
     Our entries win on equal names; the instance's other entries are kept.
     """
-    for target, ours in (
-        ("STATS_AGGREGATIONS", "COMMUNITY_STATS_AGGREGATIONS"),
-        ("STATS_QUERIES", "COMMUNITY_STATS_QUERIES"),
-    ):
-        merged = dict(config.get(target) or {})
-        merged.update(config.get(ours) or {})
-        config[target] = merged
+    from .search_indices.templates import for_invenio_stats
+
+    aggregations = dict(config.get("STATS_AGGREGATIONS") or {})
+    aggregations.update(
+        for_invenio_stats(config, config.get("COMMUNITY_STATS_AGGREGATIONS") or {})
+    )
+    config["STATS_AGGREGATIONS"] = aggregations
+    queries = dict(config.get("STATS_QUERIES") or {})
+    queries.update(config.get("COMMUNITY_STATS_QUERIES") or {})
+    config["STATS_QUERIES"] = queries
+
+
+def _append_once(config, key, default, component):
+    components = list(config.get(key) or default)
+    if component not in components:
+        components.append(component)
+    config[key] = components
+
+
+def merge_service_components(config):
+    """Attach the membership-log components to the RDM, requests and communities services."""
+    from invenio_communities.communities.services.components import (
+        DefaultCommunityComponents,
+    )
+    from invenio_rdm_records.services.config import DefaultRecordsComponents
+
+    from .services import components as c
+
+    _append_once(config, "RDM_RECORDS_SERVICE_COMPONENTS", DefaultRecordsComponents,
+                 c.RecordCommunityEventComponent)
+    _append_once(config, "RDM_RECORD_COMMUNITIES_SERVICE_COMPONENTS", [],
+                 c.RecordCommunityEventTrackingComponent)
+    _append_once(config, "REQUESTS_EVENTS_SERVICE_COMPONENTS", [],
+                 c.CommunityAcceptedEventComponent)
+    _append_once(config, "COMMUNITIES_SERVICE_COMPONENTS", DefaultCommunityComponents,
+                 c.CommunityCustomFieldsDefaultsComponent)
+
+
+def merge_community_custom_fields(config):
+    """Add the ``stats`` namespace and our two community custom fields."""
+    from .records.communities.custom_fields.custom_fields import (
+        COMMUNITY_STATS_FIELDS,
+        COMMUNITY_STATS_FIELDS_UI,
+    )
+
+    config["COMMUNITIES_NAMESPACES"] = {**(config.get("COMMUNITIES_NAMESPACES") or {}),
+                                        "stats": None}
+    fields = list(config.get("COMMUNITIES_CUSTOM_FIELDS") or [])
+    if not any(f.name == "stats:dashboard_enabled" for f in fields):
+        fields = [*COMMUNITY_STATS_FIELDS, *fields]
+    config["COMMUNITIES_CUSTOM_FIELDS"] = fields
+    if config.get("STATS_DASHBOARD_COMMUNITY_OPT_IN"):
+        sections = list(config.get("COMMUNITIES_CUSTOM_FIELDS_UI") or [])
+        placed = any(f.get("field") == "stats:dashboard_enabled"
+                     for s in sections for f in s.get("fields", []))
+        if not placed:
+            sections.insert(0, COMMUNITY_STATS_FIELDS_UI(SimpleNamespace(config=config)))
+        config["COMMUNITIES_CUSTOM_FIELDS_UI"] = sections
 
 
 def finalize_app(app):
@@ -152,28 +206,8 @@ def _register_community_menu(app):
 
 
 def put_aggregation_templates(app):
-    """Create-or-replace the index templates of our aggregations.
+    """Register and put our index templates (see ``search_indices.templates``)."""
+    from .search_indices.templates import put_index_templates
 
-    An instance that already has a search cluster never re-runs ``index
-    init``; this puts our templates anyway. Failures are logged, not raised,
-    so a missing cluster never prevents the app from starting.
-    """
-    aggregations = app.config.get("COMMUNITY_STATS_AGGREGATIONS") or {}
-    modules = [a["templates"] for a in aggregations.values() if a.get("templates")]
-    if not modules:
-        return
-    try:
-        from invenio_search.proxies import current_search
-
-        with app.app_context():
-            for module in modules:
-                for name, path in current_search.register_templates(module).items():
-                    current_search.index_templates[name] = path
-                    current_search._put_template(
-                        name,
-                        path,
-                        current_search.client.indices.put_index_template,
-                        ignore=[400, 409],
-                    )
-    except Exception:  # the cluster may be down at start-up; never fatal
-        logger.exception("Could not put invenio-stats-dashboard index templates")
+    with app.app_context():
+        put_index_templates()

@@ -280,8 +280,18 @@ COMMUNITY_STATS_FILTER_AGGREGATION_SIZE = 10000  # raise above 10k communities
 
 # --- 12. Registries merged into invenio-stats ---
 
-# Filled by the aggregations work (5 STATS_AGGREGATIONS entries; their index
-# templates are also put by finalize_app).
-COMMUNITY_STATS_AGGREGATIONS = {}
+# Merged into STATS_AGGREGATIONS; their index templates are registered and put
+# by the extension (search_indices/templates.py). The four statistics
+# aggregators arrive with the aggregations work.
+COMMUNITY_STATS_AGGREGATIONS = {
+    "community-events-agg": {
+        "templates": (
+            "invenio_stats_dashboard.search_indices.search_templates."
+            "stats_community_events"
+        ),
+        "cls": "invenio_stats_dashboard.aggregations.base:CommunityEventsIndexAggregator",
+        "params": {},
+    },
+}
 
 __all__ = tuple(name for name in list(globals()) if name.isupper())

@@ -51,7 +51,7 @@ def _random_metadata(rng, n, when):
     return {
         "title": f"Demo record {n}",
         "publication_date": when.date().isoformat(),
-        "resource_type": rng.choice(list(RESOURCE_TYPES)),
+        "resource_type": rng.choice([t for t in RESOURCE_TYPES if "-" in t or t in ("dataset", "software")]),
         "creators_affiliations": rng.sample(list(AFFILIATIONS), rng.randint(0, 2)),
         "contributors_affiliations": rng.sample(list(AFFILIATIONS), rng.randint(0, 1)),
         "languages": rng.sample(list(LANGUAGES), rng.randint(0, 2)),

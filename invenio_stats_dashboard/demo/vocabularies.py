@@ -10,7 +10,9 @@ from invenio_access.permissions import system_identity
 from invenio_records_resources.proxies import current_service_registry
 from invenio_vocabularies.proxies import current_service as vocabulary_service
 
-RESOURCE_TYPES = {
+RESOURCE_TYPES = {  # parents ("publication", "image") label the facets' top level
+    "publication": ("Publication", "Text"),
+    "image": ("Image", "Image"),
     "dataset": ("Dataset", "Dataset"),
     "publication-article": ("Journal article", "Text"),
     "software": ("Software", "Software"),

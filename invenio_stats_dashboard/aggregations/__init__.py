@@ -1,0 +1,1 @@
+"""Aggregators of community statistics."""

@@ -1,0 +1,1 @@
+"""Community custom fields of invenio-stats-dashboard (``stats`` namespace)."""

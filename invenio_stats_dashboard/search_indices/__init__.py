@@ -1,0 +1,1 @@
+"""Index templates and event builders of invenio-stats-dashboard."""

@@ -1,0 +1,63 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""Registration of our composable index templates, whatever the instance's flags.
+
+Our templates are composable index templates. invenio-stats hands template
+packages to invenio-search as *legacy* templates unless the instance sets
+``STATS_REGISTER_INDEX_TEMPLATES = True`` — and setting it makes InvenioRDM's
+own (legacy-format) stats templates fail. So we register our packages with
+invenio-search's index templates ourselves (``invenio index init`` then puts
+them), put them at start-up, and give invenio-stats an empty template package
+when the flag is off, so nothing is put through the wrong API.
+"""
+
+import logging
+
+from flask import current_app
+from invenio_search.proxies import current_search
+
+logger = logging.getLogger(__name__)
+
+#: Holds no template; used as the invenio-stats ``templates`` value when
+#: ``STATS_REGISTER_INDEX_TEMPLATES`` is off (see module docstring).
+EMPTY_PACKAGE = "invenio_stats_dashboard.search_indices.search_templates.registered_by_extension"
+
+
+def template_packages(config):
+    """Our template packages named by the merged config (aggregations)."""
+    entries = (config.get("COMMUNITY_STATS_AGGREGATIONS") or {}).values()
+    return [e["templates"] for e in entries if e.get("templates")]
+
+
+def for_invenio_stats(config, entries):
+    """Copies of registry ``entries`` whose templates invenio-stats may put itself."""
+    if config.get("STATS_REGISTER_INDEX_TEMPLATES"):
+        return dict(entries)
+    return {name: {**entry, "templates": EMPTY_PACKAGE} for name, entry in entries.items()}
+
+
+def register_index_templates(packages):
+    """Add ``packages`` to invenio-search's index templates; returns their names."""
+    names = {}
+    for package in packages:
+        registered = current_search.register_templates(package)
+        current_search.index_templates.update(registered)
+        names.update(registered)
+    return names
+
+
+def put_index_templates(packages=None, strict=False):
+    """Create-or-replace our index templates in OpenSearch.
+
+    ``strict`` raises on failure (before writes that need them); otherwise
+    failures are logged, so a cluster that is down never stops the app.
+    """
+    packages = template_packages(current_app.config) if packages is None else packages
+    try:
+        for name, path in register_index_templates(packages).items():
+            current_search._put_template(
+                name, path, current_search.client.indices.put_index_template, ignore=None
+            )
+    except Exception:
+        if strict:
+            raise
+        logger.exception("Could not put invenio-stats-dashboard index templates")

@@ -1,0 +1,1 @@
+"""Services of invenio-stats-dashboard (import from the submodules)."""

@@ -39,8 +39,11 @@ class InvenioStatsDashboard:
         self.init_config(app)
         if not app.config["COMMUNITY_STATS_ENABLED"]:
             return
-        # The stats and reindexing services arrive with their issues; the
-        # proxies raise a clear RuntimeError until then.
+        from .services.service import CommunityStatsService
+
+        self.service = CommunityStatsService(app)
+        # The event reindexing service arrives with the usage-event migration;
+        # its proxy raises a clear RuntimeError until then.
         app.extensions[EXTENSION_KEY] = self
 
     def init_config(self, app):

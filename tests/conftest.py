@@ -72,10 +72,25 @@ def search(appctx):
     list(current_search.put_component_templates(ignore=[400]))
     list(current_search.put_index_templates(ignore=[400]))
     list(current_search.create())
+    _init_community_custom_fields(current_search_client)
     current_search_client.indices.refresh()
     current_queues.declare()
     yield current_search_client
     _delete_run_indices(current_search_client)
+
+
+def _init_community_custom_fields(client):
+    """What ``invenio communities custom-fields init`` does (seed step 3a)."""
+    from flask import current_app
+    from invenio_communities.proxies import current_communities
+    from invenio_records_resources.services.custom_fields.mappings import Mapping
+    from invenio_search.utils import build_alias_name
+
+    properties = Mapping.properties_for_fields(
+        (), current_app.config["COMMUNITIES_CUSTOM_FIELDS"]
+    )
+    index = build_alias_name(current_communities.service.config.record_cls.index._name)
+    client.indices.put_mapping(index=index, body={"properties": properties})
 
 
 def _delete_run_indices(client):

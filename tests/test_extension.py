@@ -102,13 +102,17 @@ def test_proxies_fail_clearly_until_services_exist(services):
     from invenio_stats_dashboard.proxies import (
         current_community_stats,
         current_community_stats_service,
+        current_event_reindexing_service,
     )
+    from invenio_stats_dashboard.services.service import CommunityStatsService
 
     assert current_community_stats._get_current_object() is services.extensions[
         "invenio-stats-dashboard"
     ]
+    assert isinstance(current_community_stats_service._get_current_object(),
+                      CommunityStatsService)
     with pytest.raises(RuntimeError, match="not available"):
-        current_community_stats_service.client  # noqa: B018
+        current_event_reindexing_service.client  # noqa: B018
 
 
 def test_real_app_has_extension_and_blueprint(services):

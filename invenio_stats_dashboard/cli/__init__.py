@@ -7,10 +7,16 @@ work are listed).
 
 import click
 
+from .community_events_cli import community_events_cli
+from .processes_cli import processes_cli
+
 
 @click.group(name="community-stats")
 def cli():
     """Community and global statistics (invenio-stats-dashboard)."""
 
+
+cli.add_command(community_events_cli)
+cli.add_command(processes_cli)
 
 __all__ = ("cli",)

@@ -294,4 +294,10 @@ COMMUNITY_STATS_AGGREGATIONS = {
     },
 }
 
+# --- Ours: community events and background jobs ---
+# Records per page of the community-events backfill (search_after pages).
+COMMUNITY_STATS_BACKFILL_PAGE_SIZE = 500
+# Folder of background-job PID/status/log files; None = <instance>/stats-dashboard-processes.
+STATS_DASHBOARD_PROCESS_DIR = None
+
 __all__ = tuple(name for name in list(globals()) if name.isupper())

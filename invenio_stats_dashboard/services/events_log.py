@@ -172,7 +172,7 @@ def write(actions, client=None, refresh=True):
     client = client or current_search_client
     ensure_template(client)
     ok, errors = helpers.bulk(client, actions, raise_on_error=False,
-                              refresh="wait_for" if refresh else False)
+                              refresh=True if refresh else False)
     if errors:
         raise RuntimeError(f"{len(errors)} community events failed to index: {errors[:3]}")
     return ok

@@ -53,8 +53,8 @@ def from_record(record):
         tombstone = record.tombstone
         deleted = log.iso((tombstone and tombstone.removal_date) or log.utcnow())
     return VersionState(
-        record_id=record.pid.pid_value,
-        parent_id=record.parent.pid.pid_value,
+        record_id=record["id"],
+        parent_id=record.parent["id"],
         created=log.iso(record.created),
         published=record.metadata.get("publication_date"),
         deleted_date=deleted,

@@ -37,7 +37,9 @@ def _published_versions(parent):
 
 def _current_membership(parent):
     """``{record_id: set(communities)}`` of a parent's versions, as they are now."""
-    return {r.pid.pid_value: from_record(r).members_of for r in _published_versions(parent)}
+    # A version being published in this transaction has no stored data yet.
+    return {r["id"]: from_record(r).members_of for r in _published_versions(parent)
+            if r.get("id")}
 
 
 def sync_parents(parent_pids, before=None, when=None):
@@ -83,7 +85,7 @@ class CommunityEventsSyncOp(Operation):
 
 def _register(component, parent, before, uow=None):
     uow = uow or getattr(component, "uow", None)
-    op = CommunityEventsSyncOp(parent.pid.pid_value, before)
+    op = CommunityEventsSyncOp(parent["id"], before)
     if uow is None:  # called outside a unit of work: apply now
         op.on_post_commit(None)
     else:
@@ -96,19 +98,19 @@ class RecordCommunityEventComponent(ServiceComponent):
     def publish(self, identity, draft=None, record=None, **kwargs):
         """A published version joins ``global`` and its parent's communities."""
         before = _current_membership(record.parent)
-        before[record.pid.pid_value] = set()
+        before[record["id"]] = set()
         _register(self, record.parent, before)
 
     def delete_record(self, identity, data=None, record=None, **kwargs):
         """Deletion removes the version from everything it is in (M3)."""
         before = _current_membership(record.parent)
-        before[record.pid.pid_value] = {log.GLOBAL, *record.parent.communities.ids}
+        before[record["id"]] = {log.GLOBAL, *record.parent.communities.ids}
         _register(self, record.parent, before)
 
     def restore_record(self, identity, record=None, **kwargs):
         """Restoration re-adds the version to its parent's communities (M3)."""
         before = _current_membership(record.parent)
-        before[record.pid.pid_value] = set()
+        before[record["id"]] = set()
         _register(self, record.parent, before)
 
 
@@ -133,7 +135,7 @@ class RecordCommunityEventTrackingComponent(ServiceComponent):
         seen = set()
         for record_id in record_ids or []:
             record = _record_cls().pid.resolve(record_id)
-            pid = record.parent.pid.pid_value
+            pid = record.parent["id"]
             if pid not in seen:
                 seen.add(pid)
                 _register(self, record.parent, _current_membership(record.parent), uow)

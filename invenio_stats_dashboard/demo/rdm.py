@@ -233,9 +233,11 @@ def backdate_record(record_id, when):
         RDMParentMetadata.created > when,
     ).update({"created": when}, synchronize_session=False)
     db.session.commit()
+    db.session.expire_all()  # later reads must see the rewritten rows
     current_rdm_records_service.indexer.index(
         current_rdm_records_service.record_cls.pid.resolve(record_id)
     )
+    current_rdm_records_service.indexer.refresh()
 
 
 def backdate_community(community_id, when):

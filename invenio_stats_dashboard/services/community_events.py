@@ -22,7 +22,7 @@ def parse_date(value, name="date"):
     if value in (None, ""):
         return None
     try:
-        return arrow.get(str(value), DATE_FORMATS)
+        return arrow.get(str(value), list(DATE_FORMATS))
     except (arrow.parser.ParserError, ValueError):
         raise InvalidInputError(f"Malformed {name} '{value}' (expected YYYY-MM-DD).")
 

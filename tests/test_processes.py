@@ -1,0 +1,117 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""Background jobs: list, status, log, cancel, refusal of duplicates, real backfill job."""
+
+import sys
+import time
+
+import psutil
+import pytest
+
+from invenio_stats_dashboard.cli import cli
+from invenio_stats_dashboard.exceptions import ProcessError
+from invenio_stats_dashboard.utils.process_manager import ProcessManager
+
+from oracles import log_pairs, oracle_pairs, wipe_log
+
+SLOW_JOB = (
+    "import time\n"
+    "from invenio_stats_dashboard.utils.process_manager import JobReporter\n"
+    "print('working on it', flush=True)\n"
+    "JobReporter(0).update(1, 4, 'first quarter', force=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def run_cli(app, *args):
+    return app.test_cli_runner().invoke(cli, list(args))
+
+
+def test_job_lifecycle_list_status_log_cancel(services, tmp_path):
+    job = ProcessManager("slow-job", tmp_path)
+    pid = job.start([sys.executable, "-c", SLOW_JOB])
+    wait_for(lambda: (job.status() or {}).get("progress") == 25.0)
+
+    result = run_cli(services, "processes", "list", "--pid-dir", str(tmp_path))
+    assert result.exit_code == 0 and "slow-job: running (25%)" in result.output
+
+    result = run_cli(services, "processes", "status", "slow-job", "--show-log",
+                     "--pid-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"PID:          {pid}" in result.output
+    assert "25.0%" in result.output and "first quarter" in result.output
+    assert "working on it" in result.output and "🟢 Process is running" in result.output
+
+    with pytest.raises(ProcessError, match="already running"):
+        job.start([sys.executable, "-c", "print(1)"])
+
+    result = run_cli(services, "processes", "cancel", "slow-job", "--timeout", "10",
+                     "--pid-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    status = job.status()
+    assert status["status"] == "cancelled" and status["running"] is False
+    assert status["end_time"] >= status["start_time"]
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+    result = run_cli(services, "processes", "cancel", "slow-job", "--pid-dir", str(tmp_path))
+    assert result.exit_code == 1 and "Error: Process slow-job is not running" in result.output
+
+
+def test_failed_job_is_recorded(services, tmp_path):
+    job = ProcessManager("failing", tmp_path)
+    job.start([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"])
+    status = wait_for(lambda: (s := job.status()) and not s["running"] and s)
+    assert status["status"] == "failed" and status["exit_code"] == 3
+    assert "boom" in "".join(job.read_log())
+    result = run_cli(services, "processes", "status", "nothing-here", "--pid-dir", str(tmp_path))
+    assert result.exit_code == 1 and "No background process named nothing-here" in result.output
+
+
+@pytest.fixture()
+def child_env(services, monkeypatch, tmp_path):
+    """Configuration the ``invenio`` child process needs to reach this run's data."""
+    cfg = services.config
+    values = {
+        "SQLALCHEMY_DATABASE_URI": cfg["SQLALCHEMY_DATABASE_URI"],
+        "SEARCH_INDEX_PREFIX": cfg["SEARCH_INDEX_PREFIX"],
+        "SEARCH_HOSTS": repr(cfg["SEARCH_HOSTS"]),
+        "CACHE_REDIS_URL": cfg["CACHE_REDIS_URL"],
+        "ACCOUNTS_SESSION_REDIS_URL": cfg["ACCOUNTS_SESSION_REDIS_URL"],
+        "BROKER_URL": cfg["BROKER_URL"], "CELERY_BROKER_URL": cfg["CELERY_BROKER_URL"],
+        "QUEUES_BROKER_URL": cfg["QUEUES_BROKER_URL"],
+        "CELERY_TASK_ALWAYS_EAGER": "True", "DATACITE_ENABLED": "False",
+        "RATELIMIT_STORAGE_URI": "memory://", "SECRET_KEY": "test",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(f"INVENIO_{key}", value)
+    monkeypatch.setenv("INVENIO_INSTANCE_PATH", str(tmp_path / "instance"))
+
+
+def test_generate_background_runs_the_backfill(services, make_record, child_env, tmp_path):
+    for _ in range(3):
+        make_record()
+    wipe_log()
+    result = run_cli(services, "community-events", "generate-background",
+                     "--pid-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "Started community-event-generation in background" in result.output
+    again = run_cli(services, "community-events", "generate-background",
+                    "--pid-dir", str(tmp_path))
+    job = ProcessManager("community-event-generation", tmp_path)
+    if job.is_running():  # a second job of the same name is refused
+        assert again.exit_code == 1 and "already running" in again.output
+    status = wait_for(lambda: (s := job.status()) and not s["running"] and s, timeout=180)
+    log_text = "".join(job.read_log(200))
+    assert status["status"] == "finished", log_text
+    assert status["exit_code"] == 0 and status["progress"] == 100.0
+    assert "New events created:" in log_text
+    assert log_pairs() == oracle_pairs()

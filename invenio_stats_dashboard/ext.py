@@ -141,7 +141,27 @@ def finalize_app(app):
     """Register menus and make sure our index templates exist in OpenSearch."""
     if app.config.get("COMMUNITY_STATS_ENABLED"):
         register_menus(app)
+        put_community_field_mappings(app)
     put_aggregation_templates(app)
+
+
+def put_community_field_mappings(app):
+    """Map our two community fields on an existing communities index.
+
+    Until they are mapped, indexing any community that carries them fails
+    (strict mapping), so we do not wait for the manual step 3a.
+    """
+    from .records.communities.custom_fields import custom_fields as cf
+
+    try:
+        with app.app_context():
+            from invenio_search.proxies import current_search_client
+
+            if current_search_client.indices.exists(index=cf.communities_index_name()):
+                cf.put_community_field_mappings(
+                    [f.name for f in cf.COMMUNITY_STATS_FIELDS])
+    except Exception:  # the cluster may be down at start-up; never fatal
+        logger.exception("Could not map the stats community custom fields")
 
 
 def register_menus(app):

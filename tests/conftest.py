@@ -80,17 +80,12 @@ def search(appctx):
 
 
 def _init_community_custom_fields(client):
-    """What ``invenio communities custom-fields init`` does (seed step 3a)."""
-    from flask import current_app
-    from invenio_communities.proxies import current_communities
-    from invenio_records_resources.services.custom_fields.mappings import Mapping
-    from invenio_search.utils import build_alias_name
-
-    properties = Mapping.properties_for_fields(
-        (), current_app.config["COMMUNITIES_CUSTOM_FIELDS"]
+    """What ``invenio custom-fields communities init`` does (seed step 3a)."""
+    from invenio_stats_dashboard.records.communities.custom_fields.custom_fields import (
+        put_community_field_mappings,
     )
-    index = build_alias_name(current_communities.service.config.record_cls.index._name)
-    client.indices.put_mapping(index=index, body={"properties": properties})
+
+    put_community_field_mappings()
 
 
 def _delete_run_indices(client):

@@ -159,11 +159,17 @@ def test_custom_fields_registered(services, communities):
     assert props["properties"]["stats:dashboard_enabled"]["type"] == "boolean"
 
 
-def test_custom_fields_cli_exists(services):
-    from invenio_communities.cli import communities as communities_cli
+def test_custom_fields_cli_as_in_the_setup_guide(services):
+    from invenio_stats_dashboard.cli.custom_fields_cli import custom_fields_cli
 
     runner = services.test_cli_runner()
-    result = runner.invoke(communities_cli, ["custom-fields", "exists", "-f",
-                                             "stats:dashboard_layout"])
+    result = runner.invoke(custom_fields_cli, ["communities", "init", "stats:dashboard_layout"])
     assert result.exit_code == 0, result.output
-    assert "exists" in result.output.lower()
+    assert "stats:dashboard_layout" in result.output
+    result = runner.invoke(custom_fields_cli, ["communities", "exists", "stats:dashboard_layout"])
+    assert result.exit_code == 0 and "Field stats:dashboard_layout exists" in result.output
+    result = runner.invoke(custom_fields_cli, ["communities", "exists", "stats:nothing"])
+    assert result.exit_code == 1 and "Error: Field stats:nothing does not exist" in result.output
+    result = runner.invoke(custom_fields_cli, ["communities", "init", "stats:nothing"])
+    assert result.exit_code == 1
+    assert "Error: Unknown community custom field: stats:nothing." in result.output

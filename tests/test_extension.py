@@ -22,7 +22,11 @@ ENTRY_POINTS = {
         "invenio_stats_dashboard_reindexing": "invenio_stats_dashboard.tasks.usage_reindexing_tasks",
     },
     "invenio_assets.webpack": {"invenio_stats_dashboard_theme": "invenio_stats_dashboard.webpack:theme"},
-    "flask.commands": {"community-stats": "invenio_stats_dashboard.cli:cli"},
+    "flask.commands": {
+        "community-stats": "invenio_stats_dashboard.cli:cli",
+        # ours: the setup guide's `invenio custom-fields communities ...` spelling
+        "custom-fields": "invenio_stats_dashboard.cli.custom_fields_cli:custom_fields_cli",
+    },
 }
 
 

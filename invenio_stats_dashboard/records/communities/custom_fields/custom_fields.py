@@ -122,3 +122,44 @@ def get_community_stats_fields_ui(app=None):
 
 
 COMMUNITY_STATS_FIELDS_UI = get_community_stats_fields_ui
+
+
+def communities_index_name():
+    """The (prefixed) alias of the communities index."""
+    from invenio_communities.proxies import current_communities
+    from invenio_search.utils import build_alias_name
+
+    return build_alias_name(current_communities.service.config.record_cls.index._name)
+
+
+def put_community_field_mappings(field_names=()):
+    """Add custom-field mappings to the communities index (all fields if none named).
+
+    What ``invenio communities custom-fields init`` does; adding mappings is
+    idempotent. Unknown names raise ``InvalidInputError`` before any write.
+    """
+    from invenio_records_resources.services.custom_fields.mappings import Mapping
+    from invenio_search.proxies import current_search_client
+
+    from ....exceptions import InvalidInputError
+
+    available = current_app.config.get("COMMUNITIES_CUSTOM_FIELDS") or []
+    known = {f.name for f in available}
+    unknown = [n for n in field_names if n not in known]
+    if unknown:
+        raise InvalidInputError(f"Unknown community custom field: {', '.join(unknown)}.")
+    properties = Mapping.properties_for_fields(tuple(field_names), available)
+    current_search_client.indices.put_mapping(
+        index=communities_index_name(), body={"properties": properties})
+    return sorted(properties["custom_fields"]["properties"]) if "custom_fields" in properties \
+        else sorted(properties)
+
+
+def community_field_exists(field_name):
+    """True if the communities index maps ``custom_fields.<field_name>``."""
+    from invenio_records_resources.services.custom_fields.mappings import Mapping
+    from invenio_search import current_search_client
+    from invenio_search.engine import dsl
+
+    index = dsl.Index(communities_index_name(), using=current_search_client)
+    return Mapping.field_exists(f"custom_fields.{field_name}", index)

@@ -21,7 +21,13 @@ CACHE_DIR="${ISD_CACHE_DIR:-$ROOT/.cache}"
 DB_USER="${ISD_DB_USER:-invenio}"
 DB_PASSWORD="${ISD_DB_PASSWORD:-invenio}"
 OS_USER=opensearch
-OS_HOME="$SERVICES_DIR/opensearch-$OPENSEARCH_VERSION"
+# OpenSearch runs as its own user, which must be able to reach its files; a
+# checkout under a private folder (e.g. /root) gets its runtime in /var/tmp.
+OS_BASE="$SERVICES_DIR"
+if id opensearch >/dev/null 2>&1 && ! runuser -u opensearch -- test -x "$ROOT" 2>/dev/null; then
+  OS_BASE="/var/tmp/isd-opensearch-$(printf %s "$ROOT" | md5sum | cut -c1-8)"
+fi
+OS_HOME="$OS_BASE/opensearch-$OPENSEARCH_VERSION"
 OS_ZIP="$CACHE_DIR/opensearch/opensearch-$OPENSEARCH_VERSION.zip"
 OS_URL="http://127.0.0.1:9200"
 
@@ -105,50 +111,57 @@ POLICY
 start_opensearch() {
   if os_up; then log "OpenSearch already answers on $OS_URL"; return 0; fi
   fetch_opensearch
-  id "$OS_USER" >/dev/null 2>&1 || as_root useradd --system --no-create-home --shell /usr/sbin/nologin "$OS_USER"
+  if ! id "$OS_USER" >/dev/null 2>&1; then
+    as_root useradd --system --no-create-home --shell /usr/sbin/nologin "$OS_USER"
+    if ! runuser -u "$OS_USER" -- test -x "$ROOT" 2>/dev/null; then
+      OS_BASE="/var/tmp/isd-opensearch-$(printf %s "$ROOT" | md5sum | cut -c1-8)"
+      OS_HOME="$OS_BASE/opensearch-$OPENSEARCH_VERSION"
+    fi
+  fi
+  [ "$OS_BASE" = "$SERVICES_DIR" ] || log "user $OS_USER cannot reach $ROOT; OpenSearch runs from $OS_BASE"
   if [ ! -x "$OS_HOME/bin/opensearch" ]; then
-    mkdir -p "$SERVICES_DIR"
-    unzip -q -o "$OS_ZIP" -d "$SERVICES_DIR"
+    mkdir -p "$OS_BASE"
+    unzip -q -o "$OS_ZIP" -d "$OS_BASE"
     cat >> "$OS_HOME/config/opensearch.yml" <<EOF
 cluster.name: isd-dev
 node.name: isd-node
 discovery.type: single-node
 network.host: 127.0.0.1
 http.port: 9200
-path.data: $SERVICES_DIR/opensearch-data
-path.logs: $SERVICES_DIR/opensearch-logs
+path.data: $OS_BASE/opensearch-data
+path.logs: $OS_BASE/opensearch-logs
 action.auto_create_index: true
 EOF
   fi
   install_opensearch_modules
-  mkdir -p "$SERVICES_DIR/opensearch-data" "$SERVICES_DIR/opensearch-logs" "$SERVICES_DIR/opensearch-run"
-  as_root chown -R "$OS_USER" "$OS_HOME" "$SERVICES_DIR/opensearch-data" "$SERVICES_DIR/opensearch-logs" "$SERVICES_DIR/opensearch-run"
+  mkdir -p "$OS_BASE/opensearch-data" "$OS_BASE/opensearch-logs" "$OS_BASE/opensearch-run"
+  as_root chown -R "$OS_USER" "$OS_HOME" "$OS_BASE/opensearch-data" "$OS_BASE/opensearch-logs" "$OS_BASE/opensearch-run"
   # OpenSearch refuses to run as root, so it runs as its own user; every folder
   # above the runtime tree must be traversable by that user.
   runuser -u "$OS_USER" -- test -r "$OS_HOME/config/opensearch.yml" \
-    || die "user $OS_USER cannot read $OS_HOME (set ISD_SERVICES_DIR to a traversable folder)"
+    || die "user $OS_USER cannot read $OS_HOME"
   log "starting OpenSearch $OPENSEARCH_VERSION (heap $OPENSEARCH_HEAP)"
   local java_home
   java_home="$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")"
   runuser -u "$OS_USER" -- env OPENSEARCH_JAVA_HOME="$java_home" \
     OPENSEARCH_JAVA_OPTS="-Xms$OPENSEARCH_HEAP -Xmx$OPENSEARCH_HEAP" \
-    "$OS_HOME/bin/opensearch" -d -p "$SERVICES_DIR/opensearch-run/opensearch.pid" \
+    "$OS_HOME/bin/opensearch" -d -p "$OS_BASE/opensearch-run/opensearch.pid" \
     >"$SERVICES_DIR/opensearch-start.log" 2>&1 </dev/null \
-    || die "OpenSearch did not start (see $SERVICES_DIR/opensearch-logs)"
+    || die "OpenSearch did not start (see $OS_BASE/opensearch-logs)"
   touch "$SERVICES_DIR/opensearch.started-by-us"
   for _ in $(seq 1 120); do
-    [ -f "$SERVICES_DIR/opensearch-run/opensearch.pid" ] && ! kill -0 "$(cat "$SERVICES_DIR/opensearch-run/opensearch.pid")" 2>/dev/null \
-      && die "OpenSearch exited (see $SERVICES_DIR/opensearch-logs)"
+    [ -f "$OS_BASE/opensearch-run/opensearch.pid" ] && ! kill -0 "$(cat "$OS_BASE/opensearch-run/opensearch.pid")" 2>/dev/null \
+      && die "OpenSearch exited (see $OS_BASE/opensearch-logs)"
     if curl -fsS "$OS_URL/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; then
       log "OpenSearch is up"; return 0
     fi
     sleep 1
   done
-  die "OpenSearch did not become healthy within 120 s (see $SERVICES_DIR/opensearch-logs)"
+  die "OpenSearch did not become healthy within 120 s (see $OS_BASE/opensearch-logs)"
 }
 
 stop_opensearch() {
-  local pidf="$SERVICES_DIR/opensearch-run/opensearch.pid"
+  local pidf="$OS_BASE/opensearch-run/opensearch.pid"
   [ -f "$SERVICES_DIR/opensearch.started-by-us" ] && [ -f "$pidf" ] || return 0
   log "stopping OpenSearch"
   kill "$(cat "$pidf")" 2>/dev/null || true

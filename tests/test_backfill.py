@@ -145,3 +145,23 @@ def test_latest_states_reads_more_than_10000_events(services):
     assert total >= 10_000
     states = log.latest_states(sorted({r for r, _ in expected}))
     assert {k: s.event_type for k, s in states.items()} == expected
+
+
+def test_activity_filters_and_event_counts(corpus, communities):
+    from invenio_stats_dashboard.services.community_events import (
+        CommunityRecordEventsService,
+    )
+
+    wipe_log()
+    CommunityStatsService().generate_record_community_events()
+    expected = Counter()
+    for (_, community, _), n in oracle_pairs().items():
+        expected[community] += n
+    service = CommunityRecordEventsService()
+    assert service.events_per_community() == dict(expected)
+    alpha, beta = communities["alpha"].id, communities["beta"].id
+    active = service.filter_communities_by_activity()
+    assert set(active) == {alpha, beta}  # never "global"; secret has no records
+    assert service.filter_communities_by_activity(record_threshold=expected[alpha] + 1) == (
+        [beta] if expected[beta] > expected[alpha] else [])
+    assert service.filter_communities_by_activity(first_active="2000-01-01") == []

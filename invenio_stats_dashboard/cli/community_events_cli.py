@@ -1,6 +1,8 @@
 # Part of invenio-stats-dashboard (MIT License).
 """``invenio community-stats community-events generate | generate-background | status``."""
 
+import time
+
 import click
 
 from ..services import community_events as ce
@@ -65,11 +67,15 @@ def generate_command(community_ids, record_ids, start_date, end_date, show_progr
         click.echo("All records already have the required community events!")
         return
     progress = Progress("Generating community events", enabled=show_progress)
+    started = time.monotonic()
     records, created, existing = ce.generate(scope, progress=progress)
+    elapsed = time.monotonic() - started
     progress.close()
     click.echo(f"Records processed:      {records}")
     click.echo(f"New events created:     {created}")
     click.echo(f"Existing events found:  {existing}")
+    click.echo(f"Elapsed:                {elapsed:.1f} s "
+               f"({created / elapsed if elapsed else 0:.0f} events/s)")
     click.echo("Next steps: invenio community-stats community-events status; "
                "invenio community-stats usage-events migrate")
 

@@ -49,8 +49,7 @@ def list_command(pid_dir, package_only):
         click.echo("No community-stats background processes found.")
         return
     for name, data in jobs.items():
-        click.echo(f"• {name}: {data['status']} ({float(data.get('progress') or 0):.0f}%)"
-                   f"{'' if data['running'] else ''}")
+        click.echo(f"• {name}: {data['status']} ({float(data.get('progress') or 0):.0f}%)")
     running = sum(1 for d in jobs.values() if d["running"])
     click.echo(f"Total: {len(jobs)} job(s), {running} running")
     click.echo("Details: invenio community-stats processes status NAME [--show-log]")

@@ -96,19 +96,32 @@ def child_env(services, monkeypatch, tmp_path):
     monkeypatch.setenv("INVENIO_INSTANCE_PATH", str(tmp_path / "instance"))
 
 
-def test_generate_background_runs_the_backfill(services, make_record, child_env, tmp_path):
+def test_generate_background_job_lifecycle(services, make_record, child_env, tmp_path):
+    """The real backfill job: listed and read while running, refused twice, cancelled,
+    then run to completion with its outcome recorded."""
     for _ in range(3):
         make_record()
     wipe_log()
-    result = run_cli(services, "community-events", "generate-background",
-                     "--pid-dir", str(tmp_path))
+    pid_dir = ["--pid-dir", str(tmp_path)]
+    name = "community-event-generation"
+    job = ProcessManager(name, tmp_path)
+
+    result = run_cli(services, "community-events", "generate-background", *pid_dir)
     assert result.exit_code == 0, result.output
-    assert "Started community-event-generation in background" in result.output
-    again = run_cli(services, "community-events", "generate-background",
-                    "--pid-dir", str(tmp_path))
-    job = ProcessManager("community-event-generation", tmp_path)
-    if job.is_running():  # a second job of the same name is refused
-        assert again.exit_code == 1 and "already running" in again.output
+    assert f"Started {name} in background" in result.output
+    # The child needs seconds to build the app: it is running now.
+    listed = run_cli(services, "processes", "list", *pid_dir)
+    assert f"{name}: running" in listed.output
+    status = run_cli(services, "processes", "status", name, "--show-log", *pid_dir)
+    assert "Status:       running" in status.output and "Recent Log Output" in status.output
+    again = run_cli(services, "community-events", "generate-background", *pid_dir)
+    assert again.exit_code == 1 and "already running" in again.output
+    cancel = run_cli(services, "processes", "cancel", name, *pid_dir)
+    assert cancel.exit_code == 0, cancel.output
+    assert job.status()["status"] == "cancelled"
+
+    result = run_cli(services, "community-events", "generate-background", *pid_dir)
+    assert result.exit_code == 0, result.output
     status = wait_for(lambda: (s := job.status()) and not s["running"] and s, timeout=180)
     log_text = "".join(job.read_log(200))
     assert status["status"] == "finished", log_text

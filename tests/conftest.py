@@ -218,14 +218,13 @@ def legacy_events(services, records, versioned_record):
         plan_events,
     )
     from invenio_rdm_records.proxies import current_rdm_records_service
-    from invenio_access.permissions import system_identity
 
     now = datetime.now(timezone.utc)
     start = (now.replace(day=1) - timedelta(days=62)).replace(day=1)
     targets = []
     for item in [*records.values(), *versioned_record]:
-        fresh = current_rdm_records_service.read(system_identity, item.id)
-        targets.append(RecordTarget.from_result(fresh, created=start))
+        record = current_rdm_records_service.record_cls.pid.resolve(item.id)
+        targets.append(RecordTarget.from_record(record, created=start))
     planned = plan_events(targets, per_record=40, start=start, end=now, seed=7)
     index_events(planned)
     current_search_client.indices.refresh(index=f"{RUN_PREFIX}events-stats-*")

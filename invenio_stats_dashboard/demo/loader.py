@@ -151,13 +151,11 @@ def load(n_records=300, n_events=50_000, seed=42, echo=print):
             stats["restored"] += 1
 
     echo("Planning and indexing usage events through invenio-stats ...")
-    from invenio_access.permissions import system_identity
     from invenio_rdm_records.proxies import current_rdm_records_service
 
-    record_targets = []
-    for rid, when in targets:
-        item = current_rdm_records_service.read(system_identity, rid, include_deleted=True)
-        record_targets.append(RecordTarget.from_result(item, created=when))
+    resolve = current_rdm_records_service.record_cls.pid.resolve
+    record_targets = [RecordTarget.from_record(resolve(rid), created=when)
+                      for rid, when in targets]
     with_files = sum(1 for t in record_targets if t.files)
     per_record = max(1, round(n_events / (len(record_targets) + 0.5 * with_files)))
     planned = plan_events(record_targets, per_record=per_record, end=now, seed=seed)

@@ -42,12 +42,10 @@ class RecordTarget:
     files: list = field(default_factory=list)  # dicts: bucket_id, file_id, key, size
 
     @classmethod
-    def from_result(cls, item, created=None):
-        """Build from a record service result item (``.data`` / ``._record``)."""
-        data = item.data if hasattr(item, "data") else item
+    def from_record(cls, record, created=None):
+        """Build from an RDM record API object (no service read, no stats lookups)."""
         files = []
-        record = getattr(item, "_record", None)
-        if record is not None and record.files.enabled:
+        if record.files.enabled:
             for key, rf in record.files.items():
                 files.append({
                     "bucket_id": str(record.bucket_id),
@@ -55,8 +53,13 @@ class RecordTarget:
                     "key": key,
                     "size": rf.file.size,
                 })
-        when = created or datetime.fromisoformat(data["created"])
-        return cls(data["id"], data["parent"]["id"], when.astimezone(timezone.utc), files)
+        when = created or record.created.replace(tzinfo=timezone.utc)
+        return cls(record["id"], record.parent["id"], when.astimezone(timezone.utc), files)
+
+    @classmethod
+    def from_result(cls, item, created=None):
+        """Build from a record service result item."""
+        return cls.from_record(item._record, created)
 
 
 def plan_events(targets, per_record, start=None, end=None, seed=0,

@@ -151,8 +151,7 @@ def put_community_field_mappings(field_names=()):
     properties = Mapping.properties_for_fields(tuple(field_names), available)
     current_search_client.indices.put_mapping(
         index=communities_index_name(), body={"properties": properties})
-    return sorted(properties["custom_fields"]["properties"]) if "custom_fields" in properties \
-        else sorted(properties)
+    return sorted(name.removeprefix("custom_fields.") for name in properties)
 
 
 def community_field_exists(field_name):

@@ -151,8 +151,11 @@ def test_custom_fields_registered(services, communities):
     # Opt-in default: communities start with their dashboard disabled.
     item = current_communities.service.read(rdm.system_identity, communities["alpha"].id)
     assert item.data["custom_fields"]["stats:dashboard_enabled"] is False
-    mapping = current_search_client.indices.get_mapping(
-        index=log.prefix_index("communities"))
+    from invenio_stats_dashboard.records.communities.custom_fields.custom_fields import (
+        communities_index_name,
+    )
+
+    mapping = current_search_client.indices.get_mapping(index=communities_index_name())
     props = next(iter(mapping.values()))["mappings"]["properties"]
     props = props["custom_fields"]
     assert props["properties"]["stats:dashboard_layout"] == {"type": "object", "enabled": False}, props

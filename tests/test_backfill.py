@@ -8,8 +8,6 @@ communities, deletion status), not from the search index the backfill reads.
 from collections import Counter
 
 import pytest
-from invenio_rdm_records.proxies import current_rdm_records_service
-from invenio_rdm_records.records.models import RDMRecordMetadata
 from invenio_search.proxies import current_search_client
 from opensearchpy import helpers
 

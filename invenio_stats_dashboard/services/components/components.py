@@ -16,7 +16,7 @@ from invenio_records_resources.services.records.components import ServiceCompone
 from invenio_records_resources.services.uow import Operation
 
 from .. import events_log as log
-from ..membership import VersionState, from_record, plan_changes  # noqa: F401
+from ..membership import from_record, plan_changes
 
 logger = logging.getLogger(__name__)
 

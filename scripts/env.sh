@@ -4,8 +4,15 @@
 VENV="${ISD_VENV:-$ROOT/.venv}"
 
 find_python() {
-  for candidate in python3.12 "$HOME/.pyenv/versions/"3.12*/bin/python3.12 /usr/bin/python3.12 python3.11; do
-    if command -v "$candidate" >/dev/null 2>&1; then command -v "$candidate"; return 0; fi
+  # A pyenv shim is on PATH even when its version is not selected: run each
+  # candidate to be sure it is a working 3.12 (3.11 only as a last resort).
+  local candidate
+  for candidate in "$HOME"/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 \
+                   /usr/local/bin/python3.12 python3.12 python3.11; do
+    if "$candidate" -c 'import sys; assert sys.version_info[:2] in ((3, 12), (3, 11))' \
+        >/dev/null 2>&1; then
+      command -v "$candidate"; return 0
+    fi
   done
   echo "error: Python 3.12 not found" >&2; return 1
 }

@@ -55,7 +55,7 @@ fetch_opensearch() {
   [ -f "$OS_ZIP" ] && return 0
   command -v mvn >/dev/null 2>&1 || die "mvn is needed to fetch OpenSearch from Maven Central"
   log "fetching OpenSearch $OPENSEARCH_VERSION from Maven Central"
-  mvn -q dependency:copy \
+  mvn -q -B dependency:copy \
     -Dartifact="org.opensearch.distribution.integ-test-zip:opensearch:$OPENSEARCH_VERSION:zip" \
     -DoutputDirectory="$CACHE_DIR/opensearch" || die "could not download OpenSearch $OPENSEARCH_VERSION"
 }
@@ -81,7 +81,7 @@ install_opensearch_modules() {
     [ -f "$dir/plugin-descriptor.properties" ] && continue
     log "adding OpenSearch module $folder"
     mkdir -p "$dir"
-    mvn -q -f "$pom" dependency:copy-dependencies -Dmodule="$artifact" \
+    mvn -q -B -f "$pom" dependency:copy-dependencies -Dmodule="$artifact" \
       -Dos.version="$OPENSEARCH_VERSION" -DoutputDirectory="$dir" >/dev/null \
       || die "could not fetch OpenSearch module $artifact $OPENSEARCH_VERSION"
     for jar in "$dir"/*.jar; do   # drop what the server already has on its classpath

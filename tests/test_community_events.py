@@ -16,6 +16,8 @@ from invenio_stats_dashboard.services.components.components import sync_parents
 def events_of(record_id):
     """``[(community, type)]`` of a record in log order (event_date, write time)."""
     log.refresh()
+    if not current_search_client.indices.exists_alias(name=log.alias_name()):
+        return []
     hits = current_search_client.search(index=log.alias_name(), body={
         "query": {"term": {"record_id": record_id}}, "size": 1000,
         "sort": [{"event_date": "asc"}, {"timestamp": "asc"}],
@@ -176,3 +178,20 @@ def test_custom_fields_cli_as_in_the_setup_guide(services):
     result = runner.invoke(custom_fields_cli, ["communities", "init", "stats:nothing"])
     assert result.exit_code == 1
     assert "Error: Unknown community custom field: stats:nothing." in result.output
+
+
+def test_community_submission_review_accepted(services, identities, ids):
+    """Deposit form path: a draft submitted to a community, accepted by its curator."""
+    from invenio_rdm_records.proxies import current_rdm_records_service as service
+    from invenio_requests.proxies import current_requests_service
+
+    depositor, owner = identities["depositor"], identities["owner"]
+    draft = service.create(depositor, rdm.record_data("Submitted", "2024-05-05"))
+    record = service.draft_cls.pid.resolve(draft.id, registered_only=False)
+    service.review.create(depositor, {"receiver": {"community": ids["alpha"]},
+                                      "type": "community-submission"}, record)
+    request = service.review.submit(depositor, draft.id, {"payload": {"content": "please"}},
+                                    require_review=True)
+    assert events_of(draft.id) == []  # nothing is published yet
+    current_requests_service.execute_action(owner, request.id, "accept")
+    assert sorted(events_of(draft.id)) == sorted([("global", "added"), (ids["alpha"], "added")])

@@ -40,10 +40,10 @@ class InvenioStatsDashboard:
         if not app.config["COMMUNITY_STATS_ENABLED"]:
             return
         from .services.service import CommunityStatsService
+        from .services.usage_reindexing import EventReindexingService
 
         self.service = CommunityStatsService(app)
-        # The event reindexing service arrives with the usage-event migration;
-        # its proxy raises a clear RuntimeError until then.
+        self.event_reindexing_service = EventReindexingService(app)
         app.extensions[EXTENSION_KEY] = self
 
     def init_config(self, app):

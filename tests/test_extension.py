@@ -102,21 +102,22 @@ def test_disabled_extension_merges_nothing():
     assert app.config["STATS_DASHBOARD_MENU_ENABLED"] is True  # defaults still set
 
 
-def test_proxies_fail_clearly_until_services_exist(services):
+def test_proxies_resolve_the_services(services):
     from invenio_stats_dashboard.proxies import (
         current_community_stats,
         current_community_stats_service,
         current_event_reindexing_service,
     )
     from invenio_stats_dashboard.services.service import CommunityStatsService
+    from invenio_stats_dashboard.services.usage_reindexing import EventReindexingService
 
     assert current_community_stats._get_current_object() is services.extensions[
         "invenio-stats-dashboard"
     ]
     assert isinstance(current_community_stats_service._get_current_object(),
                       CommunityStatsService)
-    with pytest.raises(RuntimeError, match="not available"):
-        current_event_reindexing_service.client  # noqa: B018
+    assert isinstance(current_event_reindexing_service._get_current_object(),
+                      EventReindexingService)
 
 
 def test_real_app_has_extension_and_blueprint(services):

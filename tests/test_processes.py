@@ -76,26 +76,6 @@ def test_failed_job_is_recorded(services, tmp_path):
     assert result.exit_code == 1 and "No background process named nothing-here" in result.output
 
 
-@pytest.fixture()
-def child_env(services, monkeypatch, tmp_path):
-    """Configuration the ``invenio`` child process needs to reach this run's data."""
-    cfg = services.config
-    values = {
-        "SQLALCHEMY_DATABASE_URI": cfg["SQLALCHEMY_DATABASE_URI"],
-        "SEARCH_INDEX_PREFIX": cfg["SEARCH_INDEX_PREFIX"],
-        "SEARCH_HOSTS": repr(cfg["SEARCH_HOSTS"]),
-        "CACHE_REDIS_URL": cfg["CACHE_REDIS_URL"],
-        "ACCOUNTS_SESSION_REDIS_URL": cfg["ACCOUNTS_SESSION_REDIS_URL"],
-        "BROKER_URL": cfg["BROKER_URL"], "CELERY_BROKER_URL": cfg["CELERY_BROKER_URL"],
-        "QUEUES_BROKER_URL": cfg["QUEUES_BROKER_URL"],
-        "CELERY_TASK_ALWAYS_EAGER": "True", "DATACITE_ENABLED": "False",
-        "RATELIMIT_STORAGE_URI": "memory://", "SECRET_KEY": "test",
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(f"INVENIO_{key}", value)
-    monkeypatch.setenv("INVENIO_INSTANCE_PATH", str(tmp_path / "instance"))
-
-
 def test_generate_background_job_lifecycle(services, make_record, child_env, tmp_path):
     """The real backfill job: listed and read while running, refused twice, cancelled,
     then run to completion with its outcome recorded."""

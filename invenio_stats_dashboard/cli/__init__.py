@@ -9,6 +9,7 @@ import click
 
 from .community_events_cli import community_events_cli
 from .processes_cli import processes_cli
+from .usage_events_cli import usage_events_cli
 
 
 @click.group(name="community-stats")
@@ -18,5 +19,6 @@ def cli():
 
 cli.add_command(community_events_cli)
 cli.add_command(processes_cli)
+cli.add_command(usage_events_cli)
 
 __all__ = ("cli",)

@@ -22,10 +22,17 @@ logger = logging.getLogger(__name__)
 EMPTY_PACKAGE = "invenio_stats_dashboard.search_indices.search_templates.registered_by_extension"
 
 
+#: Enriched view/download event templates (v2.0.0, priority 110 over the stock ones).
+EVENT_TEMPLATE_PACKAGES = [
+    "invenio_stats_dashboard.search_indices.search_templates.record_view",
+    "invenio_stats_dashboard.search_indices.search_templates.file_download",
+]
+
+
 def template_packages(config):
-    """Our template packages named by the merged config (aggregations)."""
+    """Our template packages: enriched events plus those named by the aggregations."""
     entries = (config.get("COMMUNITY_STATS_AGGREGATIONS") or {}).values()
-    return [e["templates"] for e in entries if e.get("templates")]
+    return EVENT_TEMPLATE_PACKAGES + [e["templates"] for e in entries if e.get("templates")]
 
 
 def for_invenio_stats(config, entries):

@@ -1,0 +1,140 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""``invenio community-stats usage-events migrate | migrate-background | status``."""
+
+import re
+
+import click
+
+from ..exceptions import InvalidInputError
+from ..proxies import current_event_reindexing_service
+from ..services.usage_reindexing.service import EVENT_TYPES
+from .common import command_errors, forward_options, invenio_argv, launch_background, require_enabled
+
+PROCESS_NAME = "event-migration"
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def validate_months(months):
+    """``YYYY-MM`` or ``YYYY-MM:YYYY-MM`` items, else ``InvalidInputError``."""
+    for item in months:
+        parts = item.split(":")
+        if len(parts) > 2 or not all(MONTH.match(p) for p in parts) or parts != sorted(parts):
+            raise InvalidInputError(f"Malformed month '{item}' (expected YYYY-MM or YYYY-MM:YYYY-MM).")
+    return list(months)
+
+
+def migrate_options(func):
+    """Options shared by ``migrate`` and ``migrate-background``."""
+    for decorator in reversed([
+        click.option("--event-types", "-e", multiple=True,
+                     type=click.Choice(sorted(EVENT_TYPES)), help="view and/or download."),
+        click.option("--max-batches", "-b", type=click.IntRange(min=1),
+                     help="Batches per month per run (default STATS_DASHBOARD_REINDEXING_MAX_BATCHES)."),
+        click.option("--batch-size", type=click.IntRange(1, 10_000),
+                     help="Events per batch (default STATS_DASHBOARD_REINDEXING_BATCH_SIZE)."),
+        click.option("--max-memory-percent", type=click.IntRange(1, 100),
+                     help="Stop above this memory use (default from config)."),
+        click.option("--delete-old-indices", is_flag=True,
+                     help="Delete each stock index once its month is validated."),
+        click.option("--fresh-start", is_flag=True, help="Forget bookmarks; start months over."),
+        click.option("--months", "-m", multiple=True, help="YYYY-MM or YYYY-MM:YYYY-MM."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+@click.group(name="usage-events")
+def usage_events_cli():
+    """View and download events: migration to enriched indices."""
+
+
+@usage_events_cli.command("migrate")
+@migrate_options
+@click.option("--dry-run", is_flag=True, help="Only list what would be migrated.")
+@command_errors
+def migrate_command(event_types, max_batches, batch_size, max_memory_percent,
+                    delete_old_indices, fresh_start, months, dry_run):
+    """Copy legacy monthly indices into enriched -v2.0.0 indices (seed step 3c)."""
+    require_enabled()
+    months = validate_months(months)
+    service = current_event_reindexing_service._get_current_object()
+    if batch_size:
+        service.batch_size = batch_size
+    if max_memory_percent:
+        service.max_memory_percent = max_memory_percent
+    if dry_run:
+        click.echo("DRY RUN - No changes will be made")
+        for row in service.count_total_events():
+            if row["event_type"] in (event_types or EVENT_TYPES) and _in(row["month"], months):
+                click.echo(f"  {row['source_index']}: {row['old_count']} events, "
+                           f"{row['remaining_count']} remaining ({row['state']})")
+        return
+    report = service.reindex_events(event_types=list(event_types) or None,
+                                    max_batches=max_batches,
+                                    delete_old_indices=delete_old_indices,
+                                    fresh_start=fresh_start, month_filter=months or None)
+    _echo_report(report)
+    if report["total_errors"]:
+        raise click.ClickException(f"{report['total_errors']} month(s) failed validation; "
+                                   "they will be retried on the next run")
+
+
+def _in(month, months):
+    from ..services.usage_reindexing.service import _matches
+
+    return _matches(month, months or None)
+
+
+def _echo_report(report):
+    for event_type, type_report in report["event_types"].items():
+        for month, r in sorted(type_report["months"].items()):
+            state = ("✅ completed" if r["completed"] else
+                     "⏸️ interrupted" if r["interrupted"] else "❌ failed")
+            counts = (r.get("validation") or {}).get("document_counts", {})
+            click.echo(f"{event_type} {month}: {state}; copied {r['processed']} events in "
+                       f"{r['batches']} batches ({r.get('total_time', 0):.1f} s)"
+                       + (f"; source {counts['source']} = target {counts['target']}"
+                          if counts and r["completed"] else ""))
+            for error in r["errors"][:3]:
+                click.echo(f"    error: {error}")
+    for issue in report["health_issues"]:
+        click.echo(f"Stopped: {issue} (resume with the same command)")
+    for pending in report["pending"]:
+        click.echo(f"{pending}: current month, left in place (switchover not available yet)")
+    click.echo(f"Events processed: {report['total_processed']}; "
+               f"{'all selected months completed' if report['completed'] else 'incomplete: run again to resume'}")
+
+
+@usage_events_cli.command("migrate-background")
+@migrate_options
+@click.option("--pid-dir", help="Folder for the job's PID, status and log files.")
+@command_errors
+def migrate_background_command(event_types, max_batches, batch_size, max_memory_percent,
+                               delete_old_indices, fresh_start, months, pid_dir):
+    """Run ``migrate`` as a detached background job."""
+    require_enabled()
+    validate_months(months)
+    argv = invenio_argv("usage-events", "migrate", *forward_options({
+        "--event-types": event_types, "--max-batches": max_batches, "--batch-size": batch_size,
+        "--max-memory-percent": max_memory_percent, "--delete-old-indices": delete_old_indices,
+        "--fresh-start": fresh_start, "--months": months,
+    }))
+    launch_background(PROCESS_NAME, argv, pid_dir)
+
+
+@usage_events_cli.command("status")
+@command_errors
+def status_command():
+    """Per type and month: source count, migrated count, remaining, state."""
+    require_enabled()
+    rows = current_event_reindexing_service.count_total_events()
+    header = f"{'type':<9}{'month':<9}{'source':>9}{'migrated':>10}{'remaining':>11}  state"
+    click.echo("Migration Status")
+    click.echo(header)
+    click.echo("-" * len(header))
+    for r in rows:
+        click.echo(f"{r['event_type']:<9}{r['month']:<9}{r['old_count']:>9}"
+                   f"{r['migrated_count']:>10}{r['remaining_count']:>11}  {r['state']}")
+    total = sum(r["old_count"] for r in rows)
+    migrated = sum(r["migrated_count"] for r in rows)
+    click.echo(f"Total: {total} events, {migrated} migrated, {total - migrated} remaining")

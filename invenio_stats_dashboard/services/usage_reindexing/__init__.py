@@ -1,0 +1,7 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""Usage-event migration (seed step 3c): enriched ``-v2.0.0`` event indices."""
+
+from .enrichment import MetadataExtractor
+from .service import EventReindexingBookmarkAPI, EventReindexingService
+
+__all__ = ("EventReindexingBookmarkAPI", "EventReindexingService", "MetadataExtractor")

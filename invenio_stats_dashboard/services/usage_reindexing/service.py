@@ -1,0 +1,368 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""``EventReindexingService``: migrate stock monthly event indices to enriched ones.
+
+Per month and event type: events are read from the stock index
+``…-YYYY-MM`` in ``search_after`` batches sorted by (``timestamp``, ``_id``),
+enriched per batch (``enrichment``), and bulk-written to ``…-YYYY-MM-v2.0.0``
+under their original ``_id``. After every written batch the bookmark
+(``stats-bookmarks-reindexing``, id ``<type>-YYYY-MM-reindexing``) records the
+last (timestamp, id): a run killed at any point resumes after it, and a batch
+written twice overwrites itself (same ids) — nothing lost, nothing duplicated.
+A finished month is validated (counts, sampled fields) and its read alias is
+moved to the new index in one atomic ``_aliases`` call.
+
+The current month is not migrated yet (it needs the live-indexer switch
+described in ``docs/plans/usage-events-migration.md``); it is reported as
+pending.
+"""
+
+import time
+
+import arrow
+import psutil
+from flask import current_app
+from invenio_search.proxies import current_search_client
+from invenio_search.utils import prefix_index
+from opensearchpy import helpers
+
+from ...aggregations.bookmarks import CommunityBookmarkAPI
+from .enrichment import MembershipIntervals, MetadataExtractor, prune, records_metadata
+
+EVENT_TYPES = {"view": "record-view", "download": "file-download"}
+SUFFIX = "-v2.0.0"
+CORE_FIELDS = ("timestamp", "recid", "parent_recid", "unique_id", "visitor_id",
+               "country", "unique_session_id", "referrer", "via_api", "is_machine",
+               "is_robot", "bucket_id", "file_id", "file_key", "size")
+
+
+class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
+    """Migration positions: one document per ``<type>-YYYY-MM-reindexing`` task."""
+
+    INDEX = "stats-bookmarks-reindexing"
+    MAPPING = {"dynamic": "strict", "properties": {
+        "task_id": {"type": "keyword"}, "last_event_id": {"type": "keyword"},
+        "last_event_timestamp": {"type": "date", "format": "date_optional_time"},
+        "completed": {"type": "boolean"}}}
+
+    def __init__(self, client=None):
+        """Bind to the reindexing bookmark index."""
+        super().__init__(client, "reindexing")
+        self.index = prefix_index(self.INDEX)
+
+    def _ensure(self):
+        if not self.client.indices.exists(index=self.index):
+            self.client.indices.create(index=self.index, body={"mappings": self.MAPPING},
+                                       ignore=[400])
+
+    def set_bookmark(self, task_id, last_event_id, last_event_timestamp, completed=False):
+        """Record the last copied event (and whether the month is complete)."""
+        self._ensure()
+        self.client.index(index=self.index, id=task_id, refresh=True, body={
+            "task_id": task_id, "last_event_id": last_event_id,
+            "last_event_timestamp": last_event_timestamp, "completed": completed})
+
+    def get_bookmark(self, task_id, refresh_time=60):
+        """The bookmark document, or None."""
+        if not self.client.indices.exists(index=self.index):
+            return None
+        doc = self.client.get(index=self.index, id=task_id, ignore=[404])
+        return doc["_source"] if doc.get("found") else None
+
+    def delete_bookmark(self, task_id):
+        """Forget a month's progress."""
+        if self.client.indices.exists(index=self.index):
+            self.client.delete(index=self.index, id=task_id, ignore=[404], refresh=True)
+
+    reset_bookmark_to_beginning = delete_bookmark
+
+
+class EventReindexingService:
+    """Migration of legacy view/download indices into enriched ``-v2.0.0`` indices."""
+
+    def __init__(self, app=None):
+        """Read the tuning settings from the merged config."""
+        config = (app or current_app).config
+        self.app = app
+        self.batch_size = min(int(config["STATS_DASHBOARD_REINDEXING_BATCH_SIZE"]), 10_000)
+        self.max_batches = int(config["STATS_DASHBOARD_REINDEXING_MAX_BATCHES"])
+        self.max_memory_percent = float(config["STATS_DASHBOARD_REINDEXING_MAX_MEMORY_PERCENT"])
+        self.max_spot_check_sample_size = int(
+            config.get("STATS_DASHBOARD_REINDEXING_MAX_SPOT_CHECK_SAMPLE_SIZE", 100))
+        self.subcount_configs = config["COMMUNITY_STATS_SUBCOUNTS"]
+
+    @property
+    def client(self):
+        """The search client."""
+        return current_search_client
+
+    @property
+    def index_patterns(self):
+        """Prefixed read aliases per event type."""
+        return {t: prefix_index(f"events-stats-{stem}") for t, stem in EVENT_TYPES.items()}
+
+    @property
+    def reindexing_bookmark_api(self):
+        """Bookmark store."""
+        return EventReindexingBookmarkAPI(self.client)
+
+    # -- discovery -----------------------------------------------------------
+    @staticmethod
+    def get_current_month():
+        """``YYYY-MM`` of now (UTC)."""
+        return arrow.utcnow().format("YYYY-MM")
+
+    def get_monthly_indices(self, event_type, month_filter=None):
+        """Stock monthly indices of a type, oldest first, optionally filtered."""
+        alias = self.index_patterns[event_type]
+        names = self.client.indices.get(index=f"{alias}-*", ignore=[404])
+        if "error" in names:
+            return []
+        months = sorted(n for n in names if not n.endswith(SUFFIX)
+                        and not n.startswith("backup-") and _month_of(n))
+        return [n for n in months if _matches(_month_of(n), month_filter)]
+
+    # -- health --------------------------------------------------------------
+    def check_health_conditions(self):
+        """Process memory and cluster state; returns ``{is_healthy, reason}``."""
+        memory = psutil.virtual_memory().percent
+        if memory > self.max_memory_percent:
+            return {"is_healthy": False,
+                    "reason": f"memory usage {memory:.0f}% above {self.max_memory_percent:.0f}%"}
+        try:
+            health = self.client.cluster.health(request_timeout=5)
+            if health.get("status") == "red":
+                return {"is_healthy": False, "reason": "cluster status is red"}
+            stats = self.client.nodes.stats(metric="jvm", request_timeout=5)
+            for node in stats.get("nodes", {}).values():
+                heap = node["jvm"]["mem"]["heap_used_percent"]
+                if heap > self.max_memory_percent:
+                    return {"is_healthy": False,
+                            "reason": f"OpenSearch heap {heap}% above {self.max_memory_percent:.0f}%"}
+        except Exception as exc:
+            return {"is_healthy": False, "reason": f"cluster unreachable: {exc}"}
+        return {"is_healthy": True, "reason": "ok"}
+
+    # -- migration -----------------------------------------------------------
+    def reindex_events(self, event_types=None, max_batches=None, delete_old_indices=False,
+                       fresh_start=False, month_filter=None, progress=None):
+        """Migrate every selected month; returns the run report."""
+        report = {"total_processed": 0, "total_errors": 0, "event_types": {},
+                  "health_issues": [], "completed": True, "error": None, "pending": []}
+        for event_type in event_types or list(EVENT_TYPES):
+            if event_type not in EVENT_TYPES:
+                continue
+            type_report = report["event_types"].setdefault(
+                event_type, {"processed": 0, "errors": 0, "months": {}})
+            for source in self.get_monthly_indices(event_type, month_filter):
+                month = _month_of(source)
+                if month == self.get_current_month():
+                    report["pending"].append(f"{event_type}-{month}")
+                    continue
+                result = self.migrate_monthly_index(event_type, source, month, max_batches,
+                                                    delete_old_indices, fresh_start, progress)
+                type_report["months"][month] = result
+                type_report["processed"] += result["processed"]
+                report["total_processed"] += result["processed"]
+                if result["errors"]:
+                    type_report["errors"] += len(result["errors"])
+                    report["total_errors"] += len(result["errors"])
+                if result.get("health_issue"):
+                    report["health_issues"].append(result["health_issue"])
+                if not result["completed"]:
+                    report["completed"] = False
+                    if result.get("health_issue"):
+                        return report  # stop cleanly; bookmarks hold the position
+        return report
+
+    def migrate_monthly_index(self, event_type, source_index, month, max_batches=None,
+                              delete_old_indices=False, fresh_start=False, progress=None):
+        """Copy one month in batches from its bookmark, then validate and switch."""
+        started = time.monotonic()
+        task_id = f"{event_type}-{month}-reindexing"
+        target = f"{source_index}{SUFFIX}"
+        bookmarks = self.reindexing_bookmark_api
+        result = {"month": month, "event_type": event_type, "source_index": source_index,
+                  "target_index": target, "processed": 0, "batches": 0, "completed": False,
+                  "interrupted": False, "errors": [], "validation": None}
+        if fresh_start:
+            bookmarks.delete_bookmark(task_id)
+            self.client.indices.delete(index=target, ignore=[404])
+        mark = bookmarks.get_bookmark(task_id)
+        if mark and mark.get("completed"):
+            result.update(completed=True, skipped=True)
+            return result
+        self._ensure_target(source_index, target)
+        after, last_seen = None, (None, None)
+        if mark and mark.get("last_event_id"):
+            last_seen = (mark["last_event_id"], mark["last_event_timestamp"])
+            after = [_epoch_ms(mark["last_event_timestamp"]), mark["last_event_id"]]
+        extractor = MetadataExtractor(self.subcount_configs)
+        mapping = self._target_properties(target)
+        limit = max_batches or self.max_batches
+        while True:
+            if result["batches"] >= limit:
+                result["interrupted"] = True
+                break
+            health = self.check_health_conditions()
+            if not health["is_healthy"]:
+                result.update(interrupted=True, health_issue=health["reason"])
+                break
+            hits = self._read_batch(source_index, after)
+            if not hits:
+                break
+            self._write_batch(hits, target, extractor, mapping)
+            last = hits[-1]
+            after = [last["sort"][0], last["_id"]]
+            last_seen = (last["_id"], last["_source"]["timestamp"])
+            bookmarks.set_bookmark(task_id, *last_seen)
+            result["processed"] += len(hits)
+            result["batches"] += 1
+            if progress:
+                progress(event_type, month, result["processed"])
+            if len(hits) < self.batch_size:
+                break
+        if not result["interrupted"]:
+            self.client.indices.refresh(index=target)
+            validation = self.validate_enriched_data(source_index, target)
+            result["validation"] = validation
+            if validation["success"]:
+                self.update_alias(event_type, month, source_index, target)
+                bookmarks.set_bookmark(task_id, *last_seen, completed=True)
+                result["completed"] = True
+                if delete_old_indices:
+                    self.delete_old_index(source_index)
+            else:
+                result["errors"].extend(validation["errors"])
+                bookmarks.delete_bookmark(task_id)  # retry the whole month next run
+        extractor.clear_cache()
+        result["total_time"] = round(time.monotonic() - started, 3)
+        return result
+
+    def _ensure_target(self, source, target):
+        """Create the target; it gets the read alias only when complete (no double counts)."""
+        if not self.client.indices.exists(index=target):
+            self.client.indices.create(index=target)
+        aliases = self.client.indices.get_alias(index=target).get(target, {}).get("aliases", {})
+        if aliases:
+            self.client.indices.update_aliases(body={"actions": [
+                {"remove": {"index": target, "alias": name}} for name in aliases]})
+
+    def _target_properties(self, target):
+        mapping = self.client.indices.get_mapping(index=target)[target]["mappings"]
+        return mapping.get("properties", {})
+
+    def _read_batch(self, source, after):
+        body = {"size": self.batch_size, "sort": [{"timestamp": "asc"}, {"_id": "asc"}],
+                "query": {"match_all": {}}}
+        if after:
+            body["search_after"] = after
+        return self.client.search(index=source, body=body)["hits"]["hits"]
+
+    def _write_batch(self, hits, target, extractor, mapping):
+        """Enrich a batch with one metadata query and one log read, then bulk-write it."""
+        recids = {h["_source"].get("recid") for h in hits if h["_source"].get("recid")}
+        docs = records_metadata(recids)
+        members = MembershipIntervals(recids)
+        actions = []
+        for hit in hits:
+            event = dict(hit["_source"])
+            recid = event.get("recid")
+            if recid in docs:
+                event.update(extractor.extract_fields(docs[recid], recid))
+            if event.get("file_key") and "file_types" in mapping:
+                ext = event["file_key"].rsplit(".", 1)[-1].lower() if "." in event["file_key"] else None
+                event["file_types"] = [ext] if ext else None
+            source = {k: prune(v, mapping[k]) for k, v in event.items() if k in mapping}
+            source = {k: v for k, v in source.items() if v is not None}
+            # Always present, possibly empty: "in no community at that instant".
+            source["community_ids"] = members.at(recid, event["timestamp"]) if recid else []
+            actions.append({"_op_type": "index", "_index": target, "_id": hit["_id"],
+                            "_source": source})
+        helpers.bulk(self.client, actions, refresh=False)
+
+    def validate_enriched_data(self, source_index, target_index, sample_size=None):
+        """Counts must match; sampled core fields must be equal."""
+        errors = []
+        source_count = self.client.count(index=source_index)["count"]
+        target_count = self.client.count(index=target_index)["count"]
+        if source_count != target_count:
+            errors.append(f"document counts differ: source {source_count}, "
+                          f"target {target_count}")
+        size = sample_size or self.max_spot_check_sample_size
+        sample = self.client.search(index=source_index, body={
+            "size": size, "query": {"function_score": {"random_score": {}}}})["hits"]["hits"]
+        if sample:
+            found = self.client.mget(index=target_index, body={"ids": [h["_id"] for h in sample]})
+            by_id = {d["_id"]: d for d in found["docs"] if d.get("found")}
+            for hit in sample:
+                copy = by_id.get(hit["_id"])
+                if copy is None:
+                    errors.append(f"event {hit['_id']} missing from {target_index}")
+                    continue
+                for field in CORE_FIELDS:
+                    if field in hit["_source"] and hit["_source"][field] != copy["_source"].get(field):
+                        errors.append(f"event {hit['_id']}: field {field} differs")
+        return {"success": not errors, "errors": errors[:20],
+                "document_counts": {"source": source_count, "target": target_count},
+                "spot_checked": len(sample)}
+
+    def update_alias(self, event_type, month, old_index, new_index):
+        """Move the read alias from the old to the new index in one atomic call."""
+        alias = self.index_patterns[event_type]
+        actions = [{"add": {"index": new_index, "alias": alias}}]
+        if self.client.indices.exists_alias(name=alias, index=old_index):
+            actions.append({"remove": {"index": old_index, "alias": alias}})
+        self.client.indices.update_aliases(body={"actions": actions})
+        return True
+
+    def delete_old_index(self, index_name):
+        """Delete a migrated stock index."""
+        self.client.indices.delete(index=index_name, ignore=[404])
+        return True
+
+    def count_total_events(self):
+        """Per type and month: source count, migrated count, bookmark state."""
+        bookmarks = self.reindexing_bookmark_api
+        rows = []
+        for event_type in EVENT_TYPES:
+            for source in self.get_monthly_indices(event_type):
+                month = _month_of(source)
+                target = f"{source}{SUFFIX}"
+                migrated = (self.client.count(index=target)["count"]
+                            if self.client.indices.exists(index=target) else 0)
+                mark = bookmarks.get_bookmark(f"{event_type}-{month}-reindexing") or {}
+                old = self.client.count(index=source)["count"]
+                state = ("completed" if mark.get("completed") else
+                         "pending (current month)" if month == self.get_current_month() else
+                         "in progress" if mark else "not started")
+                rows.append({"event_type": event_type, "month": month, "source_index": source,
+                             "index": target, "old_count": old, "migrated_count": migrated,
+                             "remaining_count": max(old - migrated, 0), "state": state,
+                             "bookmark": mark.get("last_event_timestamp")})
+        return rows
+
+
+def _epoch_ms(value):
+    when = arrow.get(value)
+    return when.int_timestamp * 1000 + when.microsecond // 1000
+
+
+def _month_of(index_name):
+    parts = index_name.split("-")
+    if len(parts) < 2 or not (parts[-2].isdigit() and parts[-1].isdigit()):
+        return None
+    return f"{parts[-2]}-{parts[-1]}"
+
+
+def _matches(month, month_filter):
+    if not month_filter:
+        return True
+    filters = [month_filter] if isinstance(month_filter, str) else list(month_filter)
+    for item in filters:
+        if ":" in item:
+            start, end = item.split(":", 1)
+            if start <= month <= end:
+                return True
+        elif item == month:
+            return True
+    return False

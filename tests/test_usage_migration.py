@@ -1,0 +1,180 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""Migration of legacy usage events into enriched -v2.0.0 indices (past months).
+
+The membership log is written by hand with chosen dates, so the expected
+``community_ids`` of every event is computed independently here (a linear
+scan of those changes), not by the code under test.
+"""
+
+import random
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import arrow
+import pytest
+from invenio_search.proxies import current_search_client
+from invenio_search.utils import prefix_index
+from opensearchpy import helpers
+
+from invenio_stats_dashboard.cli import cli
+from invenio_stats_dashboard.demo.usage_events import (
+    RecordTarget,
+    expected_counts,
+    index_events,
+    plan_events,
+)
+from invenio_stats_dashboard.proxies import current_event_reindexing_service
+from invenio_stats_dashboard.services import events_log as log
+
+from oracles import wipe_log
+
+MONTHS = [arrow.utcnow().shift(months=-k).floor("month") for k in (4, 3, 2)]
+RANGE = f"{MONTHS[0].format('YYYY-MM')}:{MONTHS[-1].format('YYYY-MM')}"
+
+
+@pytest.fixture(scope="module")
+def data(services, make_record, communities):
+    from invenio_rdm_records.proxies import current_rdm_records_service
+
+    alpha, beta = communities["alpha"].id, communities["beta"].id
+    rich = dict(resource_type="publication-article", languages=["eng", "fra"],
+                rights=["cc-by-4.0"], funders=["00k4n6c32"], creators_affiliations=["01ggx4157"])
+    made = {"r1": make_record(**rich), "r2": make_record(files={"a.csv": b"1,2"}),
+            "r3": make_record()}
+    ids = {k: v.id for k, v in made.items()}
+    m0, m1, m2 = MONTHS
+    changes = {  # chosen membership history: (record, community) -> [(instant, type)]
+        (ids["r1"], alpha): [(m0.shift(days=-30), "added"), (m1.shift(days=14), "removed"),
+                             (m2, "added")],
+        (ids["r2"], beta): [(m0.shift(days=9), "added")],
+    }
+    wipe_log()
+    actions = [log.make_event(r, c, t, when.isoformat())
+               for (r, c), items in changes.items() for when, t in items]
+    actions += [log.make_event(r, "global", "added", m0.shift(days=-60).isoformat())
+                for r in ids.values()]
+    log.write(actions)
+    resolve = current_rdm_records_service.record_cls.pid.resolve
+    targets = [RecordTarget.from_record(resolve(rid), created=m0.datetime) for rid in ids.values()]
+    planned = plan_events(targets, per_record=60, start=m0.datetime,
+                          end=(m2.shift(months=1).datetime - timedelta(seconds=1)), seed=11,
+                          download_ratio=1.0)
+    index_events(planned)
+    current_search_client.indices.refresh(index=prefix_index("events-stats-*"))
+    return {"ids": ids, "changes": changes, "expected": expected_counts(planned),
+            "alpha": alpha, "beta": beta}
+
+
+def expected_communities(changes, recid, timestamp):
+    """Independent oracle: communities whose latest change at or before t is 'added'."""
+    t = arrow.get(timestamp)
+    members = []
+    for (r, c), items in changes.items():
+        state = None
+        for when, event_type in sorted(items):
+            if when <= t:
+                state = event_type
+        if r == recid and state == "added":
+            members.append(c)
+    return sorted(members)
+
+
+def all_docs(index):
+    return {h["_id"]: h["_source"] for h in helpers.scan(
+        current_search_client, index=index, query={"query": {"match_all": {}}})}
+
+
+@pytest.fixture()
+def service(services):
+    svc = current_event_reindexing_service._get_current_object()
+    old = (svc.batch_size, svc.max_memory_percent)
+    svc.batch_size = 5
+    yield svc
+    svc.batch_size, svc.max_memory_percent = old
+
+
+def test_migration_copies_and_enriches_every_event(data, service):
+    months = {m.format("YYYY-MM") for m in MONTHS}
+    assert sum(n for (t, m), n in data["expected"].items() if m in months) > 3 * 2 * 30
+    report = service.reindex_events(month_filter=RANGE, fresh_start=True)
+    assert report["completed"] and report["total_errors"] == 0, report
+    for (event_type, month), count in data["expected"].items():
+        stem = "record-view" if event_type == "record-view" else "file-download"
+        source = prefix_index(f"events-stats-{stem}-{month}")
+        target = f"{source}-v2.0.0"
+        assert current_search_client.count(index=target)["count"] == count  # nothing lost
+        result = report["event_types"]["view" if stem == "record-view" else "download"]["months"][month]
+        assert result["batches"] >= 3 and result["completed"]
+        src, dst = all_docs(source), all_docs(target)
+        assert set(src) == set(dst)  # same ids: nothing duplicated or invented
+        for _id, doc in dst.items():
+            assert doc["timestamp"] == src[_id]["timestamp"]
+            assert doc["community_ids"] == expected_communities(
+                data["changes"], doc["recid"], doc["timestamp"]), (doc["recid"], doc["timestamp"])
+            if doc["recid"] == data["ids"]["r1"]:
+                assert doc["resource_type"]["id"] == "publication-article"
+                assert sorted(lang["id"] for lang in doc["languages"]) == ["eng", "fra"]
+                assert doc["funders"][0]["id"] == "00k4n6c32"
+                assert doc["affiliations"][0]["id"] == "01ggx4157"
+                assert doc["access_status"] == "metadata-only"  # no files
+            if stem == "file-download":
+                assert doc["file_types"] == ["csv"]
+        # The read alias moved atomically to the enriched index.
+        alias = prefix_index(f"events-stats-{stem}")
+        assert current_search_client.indices.exists_alias(name=alias, index=target)
+        assert not current_search_client.indices.exists_alias(name=alias, index=source)
+    assert any(expected_communities(data["changes"], data["ids"]["r1"], m.shift(days=20)) == []
+               for m in MONTHS)  # the removal interval is really exercised
+
+
+def test_interrupted_run_resumes_from_its_bookmark(data, service):
+    first = service.reindex_events(event_types=["view"], month_filter=RANGE, fresh_start=True,
+                                   max_batches=2)
+    assert not first["completed"]
+    months = first["event_types"]["view"]["months"]
+    assert all(r["interrupted"] and r["processed"] == 10 for r in months.values())
+    second = service.reindex_events(event_types=["view"], month_filter=RANGE, max_batches=1000)
+    assert second["completed"]
+    for month, r in second["event_types"]["view"]["months"].items():
+        assert r["processed"] == data["expected"][("record-view", month)] - 10  # no redo
+
+
+def test_low_memory_threshold_stops_cleanly(data, service):
+    service.max_memory_percent = 1
+    report = service.reindex_events(event_types=["download"], month_filter=RANGE,
+                                    fresh_start=True)
+    assert not report["completed"] and "memory" in report["health_issues"][0]
+    service.max_memory_percent = 99
+    report = service.reindex_events(event_types=["download"], month_filter=RANGE)
+    assert report["completed"]
+
+
+def test_bad_months_are_rejected(services):
+    result = services.test_cli_runner().invoke(cli, ["usage-events", "migrate", "-m", "2024-13"])
+    assert result.exit_code == 1 and "Malformed month '2024-13'" in result.output
+
+
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(data, services, child_env):
+    """Kill the migration 5 times at random moments, then let it finish."""
+    from invenio_stats_dashboard.cli.common import invenio_argv
+
+    argv = invenio_argv("usage-events", "migrate", "--batch-size", "5", "-m", RANGE)
+    rng = random.Random(5)
+    subprocess.run(argv + ["--fresh-start", "--max-batches", "1"], check=False,
+                   capture_output=True, timeout=300)
+    for _ in range(5):
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(4.0, 9.0))
+        proc.kill()
+        proc.wait()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for (event_type, month), count in data["expected"].items():
+        stem = "record-view" if event_type == "record-view" else "file-download"
+        source = prefix_index(f"events-stats-{stem}-{month}")
+        assert set(all_docs(f"{source}-v2.0.0")) == set(all_docs(source))
+        assert current_search_client.count(index=f"{source}-v2.0.0")["count"] == count
+    status = services.test_cli_runner().invoke(cli, ["usage-events", "status"])
+    assert status.exit_code == 0 and "completed" in status.output

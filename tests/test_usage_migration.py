@@ -157,18 +157,32 @@ def test_bad_months_are_rejected(services):
 
 
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(data, services, child_env):
-    """Kill the migration 5 times at random moments, then let it finish."""
+    """SIGKILL the migration 5 times at random points of its progress, then finish."""
     from invenio_stats_dashboard.cli.common import invenio_argv
 
-    argv = invenio_argv("usage-events", "migrate", "--batch-size", "5", "-m", RANGE)
-    rng = random.Random(5)
+    argv = invenio_argv("usage-events", "migrate", "--batch-size", "2", "-m", RANGE)
+    service = current_event_reindexing_service._get_current_object()
+    months = {m.format("YYYY-MM") for m in MONTHS}
+
+    def migrated():
+        rows = [r for r in service.count_total_events() if r["month"] in months]
+        return sum(r["migrated_count"] for r in rows), sum(r["old_count"] for r in rows)
+
     subprocess.run(argv + ["--fresh-start", "--max-batches", "1"], check=False,
                    capture_output=True, timeout=300)
-    for _ in range(5):
+    rng = random.Random(5)
+    kills = []
+    for left in range(5, 0, -1):
+        done, total = migrated()
+        goal = done + rng.uniform(0.2, 0.8) * (total - done) / (left + 1)  # a random point ahead
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(4.0, 9.0))
-        proc.kill()
+        deadline = time.monotonic() + 120
+        while migrated()[0] < goal and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.kill()  # SIGKILL: no cleanup of any kind
         proc.wait()
+        kills.append(migrated()[0])
+    assert all(0 < k < total for k in kills), kills  # every kill landed mid-migration
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     for (event_type, month), count in data["expected"].items():

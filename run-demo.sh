@@ -70,6 +70,10 @@ step "Seed step 3b: community membership events (backfill)"
 invenio community-stats community-events generate
 invenio community-stats community-events status
 
+step "Seed step 3c: usage-event migration (past months; current month pending)"
+invenio community-stats usage-events migrate
+invenio community-stats usage-events status
+
 step "Legacy usage-event indices"
 curl -fsS "http://127.0.0.1:9200/_cat/indices/demo-events-stats-*?v&s=index&h=index,docs.count,store.size"
 

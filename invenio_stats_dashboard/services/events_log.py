@@ -128,39 +128,39 @@ def ensure_template(client=None):
     _templates_checked.add(key)
 
 
-def latest_states(record_ids, client=None):
-    """Newest document per (record, community) for ``record_ids``.
+def iter_documents(record_ids, client=None):
+    """Every log document of ``record_ids``, newest first within each pair.
 
-    Reads every log document of those records with ``search_after`` pages, so
-    no result-window limit applies. Returns ``{(record_id, community_id): PairState}``.
+    ``search_after`` pages over chunks of ids: no result-window limit applies.
     """
     client = client or current_search_client
-    states = {}
     ids = sorted(set(record_ids))
     if not ids or not client.indices.exists_alias(name=alias_name()):
-        return states
+        return
     sort = [{"record_id": "asc"}, {"community_id": "asc"},
             {"event_date": "desc"}, {"timestamp": "desc"}, {"_id": "asc"}]
     for start in range(0, len(ids), TERMS_CHUNK):
-        chunk = ids[start:start + TERMS_CHUNK]
-        after = None
+        body = {"query": {"terms": {"record_id": ids[start:start + TERMS_CHUNK]}},
+                "sort": sort, "size": PAGE_SIZE}
         while True:
-            body = {"query": {"terms": {"record_id": chunk}}, "sort": sort,
-                    "size": PAGE_SIZE}
-            if after:
-                body["search_after"] = after
             hits = client.search(index=alias_name(), body=body)["hits"]["hits"]
-            for hit in hits:
-                src = hit["_source"]
-                key = (src["record_id"], src["community_id"])
-                if key not in states:
-                    states[key] = PairState(
-                        src["event_type"], src["event_date"], hit["_id"], hit["_index"],
-                        bool(src.get("is_deleted")), src.get("deleted_date"),
-                    )
+            yield from hits
             if len(hits) < PAGE_SIZE:
                 break
-            after = hits[-1]["sort"]
+            body["search_after"] = hits[-1]["sort"]
+
+
+def latest_states(record_ids, client=None):
+    """Newest document per (record, community): ``{(record_id, community_id): PairState}``."""
+    states = {}
+    for hit in iter_documents(record_ids, client):
+        src = hit["_source"]
+        key = (src["record_id"], src["community_id"])
+        if key not in states:
+            states[key] = PairState(
+                src["event_type"], src["event_date"], hit["_id"], hit["_index"],
+                bool(src.get("is_deleted")), src.get("deleted_date"),
+            )
     return states
 
 

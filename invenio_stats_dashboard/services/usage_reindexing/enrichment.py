@@ -127,29 +127,14 @@ class MembershipIntervals:
 
     def __init__(self, record_ids, client=None):
         """Read the log once for ``record_ids``."""
-        client = client or current_search_client
-        changes = defaultdict(list)  # (recid, community) -> [(epoch ms, is_added)]
-        ids = sorted(set(record_ids))
-        if ids and client.indices.exists_alias(name=log.alias_name()):
-            for start in range(0, len(ids), log.TERMS_CHUNK):
-                body = {"query": {"terms": {"record_id": ids[start:start + log.TERMS_CHUNK]}},
-                        "size": log.PAGE_SIZE, "sort": [{"_id": "asc"}],
-                        "_source": ["record_id", "community_id", "event_type", "event_date",
-                                    "timestamp"]}
-                while True:
-                    hits = client.search(index=log.alias_name(), body=body)["hits"]["hits"]
-                    for h in hits:
-                        s = h["_source"]
-                        if s["community_id"] == log.GLOBAL:
-                            continue
-                        changes[(s["record_id"], s["community_id"])].append(
-                            (arrow.get(s["event_date"]).int_timestamp * 1000
-                             + arrow.get(s["event_date"]).microsecond // 1000,
-                             arrow.get(s["timestamp"]).float_timestamp,
-                             s["event_type"] == log.ADDED))
-                    if len(hits) < log.PAGE_SIZE:
-                        break
-                    body["search_after"] = hits[-1]["sort"]
+        changes = defaultdict(list)  # (recid, community) -> [(epoch ms, written, added)]
+        for hit in log.iter_documents(record_ids, client):
+            s = hit["_source"]
+            if s["community_id"] == log.GLOBAL:
+                continue
+            changes[(s["record_id"], s["community_id"])].append(
+                (epoch_ms(s["event_date"]), arrow.get(s["timestamp"]).float_timestamp,
+                 s["event_type"] == log.ADDED))
         self._by_record = defaultdict(list)
         for (recid, community), items in changes.items():
             items.sort()
@@ -158,11 +143,16 @@ class MembershipIntervals:
 
     def at(self, recid, instant):
         """Sorted community ids ``recid`` was in at ``instant`` (ISO string)."""
-        when = arrow.get(instant)
-        ms = when.int_timestamp * 1000 + when.microsecond // 1000
+        ms = epoch_ms(instant)
         members = []
         for community, times, added in self._by_record.get(recid, ()):
             i = bisect.bisect_right(times, ms) - 1
             if i >= 0 and added[i]:
                 members.append(community)
         return sorted(members)
+
+
+def epoch_ms(value):
+    """Epoch milliseconds of an instant (the sort value of date fields)."""
+    when = arrow.get(value)
+    return when.int_timestamp * 1000 + when.microsecond // 1000

@@ -26,7 +26,13 @@ from invenio_search.utils import prefix_index
 from opensearchpy import helpers
 
 from ...aggregations.bookmarks import CommunityBookmarkAPI
-from .enrichment import MembershipIntervals, MetadataExtractor, prune, records_metadata
+from .enrichment import (
+    MembershipIntervals,
+    MetadataExtractor,
+    epoch_ms,
+    prune,
+    records_metadata,
+)
 
 EVENT_TYPES = {"view": "record-view", "download": "file-download"}
 SUFFIX = "-v2.0.0"
@@ -195,7 +201,7 @@ class EventReindexingService:
         after, last_seen = None, (None, None)
         if mark and mark.get("last_event_id"):
             last_seen = (mark["last_event_id"], mark["last_event_timestamp"])
-            after = [_epoch_ms(mark["last_event_timestamp"]), mark["last_event_id"]]
+            after = [epoch_ms(mark["last_event_timestamp"]), mark["last_event_id"]]
         extractor = MetadataExtractor(self.subcount_configs)
         mapping = self._target_properties(target)
         limit = max_batches or self.max_batches
@@ -340,11 +346,6 @@ class EventReindexingService:
                              "remaining_count": max(old - migrated, 0), "state": state,
                              "bookmark": mark.get("last_event_timestamp")})
         return rows
-
-
-def _epoch_ms(value):
-    when = arrow.get(value)
-    return when.int_timestamp * 1000 + when.microsecond // 1000
 
 
 def _month_of(index_name):

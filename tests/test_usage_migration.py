@@ -192,3 +192,24 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(data, services, c
         assert current_search_client.count(index=f"{source}-v2.0.0")["count"] == count
     status = services.test_cli_runner().invoke(cli, ["usage-events", "status"])
     assert status.exit_code == 0 and "completed" in status.output
+
+
+def test_async_task_clear_bookmarks_and_progress(data, services, service):
+    from invenio_stats_dashboard.tasks.usage_reindexing_tasks import get_reindexing_progress
+
+    runner = services.test_cli_runner()
+    result = runner.invoke(cli, ["usage-events", "migrate", "--async", "-e", "view",
+                                 "-m", RANGE, "--fresh-start", "--batch-size", "7"])
+    assert result.exit_code == 0 and "Task started with ID:" in result.output
+    progress = get_reindexing_progress.delay().get()
+    views = [r for r in progress["counts"] if r["event_type"] == "view"
+             and r["month"] in {m.format("YYYY-MM") for m in MONTHS}]
+    assert views and all(r["state"] == "completed" and r["remaining_count"] == 0 for r in views)
+    assert progress["health"]["is_healthy"] in (True, False)
+    month = MONTHS[0].format("YYYY-MM")
+    result = runner.invoke(cli, ["usage-events", "clear-bookmarks", "-e", "view", "-m", month,
+                                 "--confirm"])
+    assert result.exit_code == 0 and f"view-{month}-reindexing" in result.output
+    assert service.reindexing_bookmark_api.get_bookmark(f"view-{month}-reindexing") is None
+    result = runner.invoke(cli, ["usage-events", "clear-bookmarks", "-m", "2024-99", "--confirm"])
+    assert result.exit_code == 1 and "Malformed month" in result.output

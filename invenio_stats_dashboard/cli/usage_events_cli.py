@@ -51,12 +51,23 @@ def usage_events_cli():
 @usage_events_cli.command("migrate")
 @migrate_options
 @click.option("--dry-run", is_flag=True, help="Only list what would be migrated.")
+@click.option("--async", "run_async", is_flag=True, help="Queue the Celery task and return.")
 @command_errors
 def migrate_command(event_types, max_batches, batch_size, max_memory_percent,
-                    delete_old_indices, fresh_start, months, dry_run):
+                    delete_old_indices, fresh_start, months, dry_run, run_async):
     """Copy legacy monthly indices into enriched -v2.0.0 indices (seed step 3c)."""
     require_enabled()
     months = validate_months(months)
+    if run_async:
+        from ..tasks.usage_reindexing_tasks import reindex_usage_events_with_metadata
+
+        task = reindex_usage_events_with_metadata.delay(
+            event_types=list(event_types) or None, max_batches=max_batches,
+            batch_size=batch_size, max_memory_percent=max_memory_percent,
+            delete_old_indices=delete_old_indices, fresh_start=fresh_start,
+            months=months or None)
+        click.echo(f"Task started with ID: {task.id}")
+        return
     service = current_event_reindexing_service._get_current_object()
     if batch_size:
         service.batch_size = batch_size
@@ -120,6 +131,33 @@ def migrate_background_command(event_types, max_batches, batch_size, max_memory_
         "--fresh-start": fresh_start, "--months": months,
     }))
     launch_background(PROCESS_NAME, argv, pid_dir)
+
+
+@usage_events_cli.command("clear-bookmarks")
+@click.option("--event-type", "-e", type=click.Choice(sorted(EVENT_TYPES)),
+              help="Only this type (default both).")
+@click.option("--month", "-m", help="Only this month (YYYY-MM).")
+@click.option("--confirm", is_flag=True, help="Do not ask.")
+@command_errors
+def clear_bookmarks_command(event_type, month, confirm):
+    """Forget migration positions so months start over on the next run."""
+    require_enabled()
+    if month:
+        validate_months([month])
+    service = current_event_reindexing_service._get_current_object()
+    bookmarks = service.reindexing_bookmark_api
+    cleared = 0
+    for row in service.count_total_events():
+        if (event_type and row["event_type"] != event_type) or (month and row["month"] != month):
+            continue
+        task_id = f"{row['event_type']}-{row['month']}-reindexing"
+        if bookmarks.get_bookmark(task_id) is None:
+            continue
+        if confirm or click.confirm(f"Clear bookmark {task_id}?"):
+            bookmarks.delete_bookmark(task_id)
+            click.echo(f"✅ {task_id}")
+            cleared += 1
+    click.echo(f"Cleared {cleared} bookmark(s)" if cleared else "No bookmarks were cleared")
 
 
 @usage_events_cli.command("status")

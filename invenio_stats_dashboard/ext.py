@@ -57,6 +57,7 @@ class InvenioStatsDashboard:
             return
 
         merge_beat_schedule(app.config)
+        merge_stats_events(app.config)
         merge_stats_registries(app.config)
         merge_service_components(app.config)
         merge_community_custom_fields(app.config)
@@ -70,6 +71,44 @@ def merge_beat_schedule(config):
     if config["COMMUNITY_STATS_SCHEDULED_CACHE_TASKS_ENABLED"]:
         schedule.update(config["COMMUNITY_STATS_CELERYBEAT_CACHE_SCHEDULE"])
     config["CELERY_BEAT_SCHEDULE"] = schedule
+
+
+def merge_stats_events(config):
+    """Replace the stock ``record-view``/``file-download`` entries with enriched ones.
+
+    Other ``STATS_EVENTS`` entries of the instance are kept.
+    """
+    from invenio_stats.processors import anonymize_user, flag_machines, flag_robots
+    from invenio_rdm_records.resources.stats.event_builders import build_record_unique_id
+    from invenio_stats.contrib.event_builders import build_file_unique_id
+
+    from .search_indices.templates import EVENT_TEMPLATE_PACKAGES, for_invenio_stats
+
+    stock = "invenio_rdm_records.resources.stats"
+    ours = "invenio_stats_dashboard.search_indices.event_builders"
+    indexer = f"{ours}.EnrichedEventsIndexer"
+    view_pkg, download_pkg = EVENT_TEMPLATE_PACKAGES
+    entries = {
+        "file-download": {
+            "templates": download_pkg,
+            "event_builders": [f"{ours}.file_download_event_builder",
+                               f"{stock}.check_if_via_api"],
+            "cls": indexer,
+            "params": {"preprocessors": [flag_robots, flag_machines, anonymize_user,
+                                         build_file_unique_id]},
+        },
+        "record-view": {
+            "templates": view_pkg,
+            "event_builders": [f"{ours}.record_view_event_builder",
+                               f"{stock}.check_if_via_api", f"{stock}.drop_if_via_api"],
+            "cls": indexer,
+            "params": {"preprocessors": [flag_robots, flag_machines, anonymize_user,
+                                         build_record_unique_id]},
+        },
+    }
+    events = dict(config.get("STATS_EVENTS") or {})
+    events.update(for_invenio_stats(config, entries))
+    config["STATS_EVENTS"] = events
 
 
 def merge_stats_registries(config):

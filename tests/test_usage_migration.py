@@ -168,6 +168,10 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(data, services, c
         rows = [r for r in service.count_total_events() if r["month"] in months]
         return sum(r["migrated_count"] for r in rows), sum(r["old_count"] for r in rows)
 
+    for month in months:  # start from a first migration: no targets yet
+        for stem in ("record-view", "file-download"):
+            current_search_client.indices.delete(
+                index=prefix_index(f"events-stats-{stem}-{month}-v2.0.0"), ignore=[404])
     subprocess.run(argv + ["--fresh-start", "--max-batches", "1"], check=False,
                    capture_output=True, timeout=300)
     rng = random.Random(5)
@@ -213,3 +217,65 @@ def test_async_task_clear_bookmarks_and_progress(data, services, service):
     assert service.reindexing_bookmark_api.get_bookmark(f"view-{month}-reindexing") is None
     result = runner.invoke(cli, ["usage-events", "clear-bookmarks", "-m", "2024-99", "--confirm"])
     assert result.exit_code == 1 and "Malformed month" in result.output
+
+
+def test_current_month_switchover_keeps_events_written_meanwhile(data, services, service):
+    """Events indexed while the current month is migrated all end up in the new index."""
+    import threading
+    from datetime import datetime
+
+    from invenio_rdm_records.proxies import current_rdm_records_service
+    from invenio_stats.proxies import current_stats
+
+    from invenio_stats_dashboard.demo.usage_events import BROWSER_UA
+
+    services.config["STATS_DASHBOARD_EVENT_ROUTING_TTL"] = 1
+    recid = data["ids"]["r3"]
+    record = current_rdm_records_service.record_cls.pid.resolve(recid)
+    month_start = arrow.utcnow().floor("month")
+    planned = plan_events([RecordTarget.from_record(record, created=month_start.datetime)],
+                          per_record=40, start=month_start.datetime,
+                          end=arrow.utcnow().shift(minutes=-5).datetime, seed=3)
+    planned["file-download"] = []
+    index_events(planned)
+    month = month_start.format("YYYY-MM")
+    stock_name = prefix_index(f"events-stats-record-view-{month}")
+    target = f"{stock_name}-v2.0.0"
+    stop, written = threading.Event(), []
+    app = services._get_current_object() if hasattr(services, "_get_current_object") else services
+
+    def writer():
+        with app.app_context():
+            n = 0
+            while not stop.is_set():
+                event = {"timestamp": datetime.utcnow().isoformat(), "recid": recid,
+                         "parent_recid": record.parent["id"], "via_api": False,
+                         "session_id": f"live-{n}", "user_agent": BROWSER_UA,
+                         "ip_address": "8.8.8.8", "referrer": None}
+                current_stats.publish("record-view", [event])
+                entry = current_stats.events["record-view"]
+                written.append(entry.cls(**entry.params).run()[0])
+                n += 1
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(1)
+        report = service.reindex_events(event_types=["view"], month_filter=month)
+    finally:
+        time.sleep(1.5)  # a few more events after the switch, through the alias
+        stop.set()
+        thread.join()
+    assert report["completed"], report
+    assert sum(written) > 20
+    current_search_client.indices.refresh(index=target)
+    legacy = len(planned["record-view"])
+    assert current_search_client.count(index=target)["count"] == legacy + sum(written)
+    # The stock name is now a write alias of the enriched index; reads see it too.
+    assert not current_search_client.indices.exists(index=stock_name) or \
+        current_search_client.indices.exists_alias(name=stock_name)
+    alias = current_search_client.indices.get_alias(name=stock_name)
+    assert list(alias) == [target] and alias[target]["aliases"][stock_name]["is_write_index"]
+    assert current_search_client.indices.exists_alias(
+        name=prefix_index("events-stats-record-view"), index=target)

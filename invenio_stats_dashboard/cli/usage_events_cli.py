@@ -110,8 +110,6 @@ def _echo_report(report):
                 click.echo(f"    error: {error}")
     for issue in report["health_issues"]:
         click.echo(f"Stopped: {issue} (resume with the same command)")
-    for pending in report["pending"]:
-        click.echo(f"{pending}: current month, left in place (switchover not available yet)")
     click.echo(f"Events processed: {report['total_processed']}; "
                f"{'all selected months completed' if report['completed'] else 'incomplete: run again to resume'}")
 

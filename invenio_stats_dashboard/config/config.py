@@ -299,5 +299,9 @@ COMMUNITY_STATS_AGGREGATIONS = {
 COMMUNITY_STATS_BACKFILL_PAGE_SIZE = 500
 # Folder of background-job PID/status/log files; None = <instance>/stats-dashboard-processes.
 STATS_DASHBOARD_PROCESS_DIR = None
+# Seconds the event indexer caches where a month's events go (its -v2.0.0
+# index once the migration created it); the current-month switchover waits
+# this long before its final copy.
+STATS_DASHBOARD_EVENT_ROUTING_TTL = 60
 
 __all__ = tuple(name for name in list(globals()) if name.isupper())

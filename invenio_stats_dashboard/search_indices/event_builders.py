@@ -24,7 +24,7 @@ from invenio_stats.processors import EventsIndexer
 
 from ..services.usage_reindexing.enrichment import MetadataExtractor, prune
 
-ENRICHED_FIELDS_TTL = 60  # seconds a target index's mapping is cached
+ENRICHED_FIELDS_TTL = 60  # default seconds a month's target and mapping are cached
 
 
 def _enrich(event, record):
@@ -61,14 +61,32 @@ def _template_properties(stem):
 
 
 class EnrichedEventsIndexer(EventsIndexer):
-    """invenio-stats' indexer, pruning each event to its target index's mapping."""
+    """invenio-stats' indexer: routes a month to its migrated index, prunes to mappings.
 
-    _mappings = {}  # index name -> (expiry, properties)
+    Once a month's ``-v2.0.0`` index exists (the migration created it), events
+    of that month are written there directly, so the stock index stops
+    changing and can be copied completely before it is swapped out — no event
+    written during a migration is lost. The lookup is cached for
+    ``STATS_DASHBOARD_EVENT_ROUTING_TTL`` seconds; the migration waits that
+    long after creating a target before its final copy.
+    """
 
-    def _properties(self, index):
+    _mappings = {}  # index name -> (expiry, (target index, properties))
+
+    def _target(self, index):
+        ttl = current_app.config.get("STATS_DASHBOARD_EVENT_ROUTING_TTL", ENRICHED_FIELDS_TTL)
         cached = self._mappings.get(index)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        client = current_search_client
+        target = f"{index}-v2.0.0"
+        if not client.indices.exists(index=target):
+            target = index
+        result = (target, self._properties(target))
+        self._mappings[index] = (time.monotonic() + ttl, result)
+        return result
+
+    def _properties(self, index):
         client = current_search_client
         if client.indices.exists(index=index):
             mapping = client.indices.get_mapping(index=index)
@@ -76,13 +94,12 @@ class EnrichedEventsIndexer(EventsIndexer):
         else:  # will be created from our v2 template
             stem = "file-download" if "file-download" in index else "record-view"
             props = _template_properties(stem)
-        self._mappings[index] = (time.monotonic() + ENRICHED_FIELDS_TTL, props)
         return props
 
     def actionsiter(self):
         """Stock actions, with sources pruned to what the target index maps."""
         for action in super().actionsiter():
-            props = self._properties(action["_index"])
+            action["_index"], props = self._target(action["_index"])
             source = {}
             for key, value in action["_source"].items():
                 if key in props:

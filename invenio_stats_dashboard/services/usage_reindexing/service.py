@@ -11,9 +11,12 @@ written twice overwrites itself (same ids) — nothing lost, nothing duplicated.
 A finished month is validated (counts, sampled fields) and its read alias is
 moved to the new index in one atomic ``_aliases`` call.
 
-The current month is not migrated yet (it needs the live-indexer switch
-described in ``docs/plans/usage-events-migration.md``); it is reported as
-pending.
+The current month keeps receiving events. Once its target exists, our
+event indexer writes that month's new events to the target directly
+(``EnrichedEventsIndexer``), so the stock index stops changing: after waiting
+the indexer's routing TTL, writes to it are blocked, the rest is copied, every
+source id is checked in the target, and one atomic ``_aliases`` call removes
+the stock index and gives its name to the target as a write alias.
 """
 
 import time
@@ -161,9 +164,6 @@ class EventReindexingService:
                 event_type, {"processed": 0, "errors": 0, "months": {}})
             for source in self.get_monthly_indices(event_type, month_filter):
                 month = _month_of(source)
-                if month == self.get_current_month():
-                    report["pending"].append(f"{event_type}-{month}")
-                    continue
                 result = self.migrate_monthly_index(event_type, source, month, max_batches,
                                                     delete_old_indices, fresh_start, progress)
                 type_report["months"][month] = result
@@ -190,9 +190,8 @@ class EventReindexingService:
         result = {"month": month, "event_type": event_type, "source_index": source_index,
                   "target_index": target, "processed": 0, "batches": 0, "completed": False,
                   "interrupted": False, "errors": [], "validation": None}
-        if fresh_start:
+        if fresh_start:  # re-copy everything; the target keeps live-routed events
             bookmarks.delete_bookmark(task_id)
-            self.client.indices.delete(index=target, ignore=[404])
         mark = bookmarks.get_bookmark(task_id)
         if mark and mark.get("completed"):
             result.update(completed=True, skipped=True)
@@ -227,12 +226,19 @@ class EventReindexingService:
                 progress(event_type, month, result["processed"])
             if len(hits) < self.batch_size:
                 break
+        current = month == self.get_current_month()
+        if not result["interrupted"] and current:
+            after = self._freeze_and_finish(source_index, target, after, extractor, mapping,
+                                            task_id, result)
         if not result["interrupted"]:
             self.client.indices.refresh(index=target)
             validation = self.validate_enriched_data(source_index, target)
             result["validation"] = validation
             if validation["success"]:
-                self.update_alias(event_type, month, source_index, target)
+                if current:
+                    self.switch_over_current_month_index(event_type, source_index, target)
+                else:
+                    self.update_alias(event_type, month, source_index, target)
                 bookmarks.set_bookmark(task_id, *last_seen, completed=True)
                 result["completed"] = True
                 if delete_old_indices:
@@ -243,6 +249,34 @@ class EventReindexingService:
         extractor.clear_cache()
         result["total_time"] = round(time.monotonic() - started, 3)
         return result
+
+    def _freeze_and_finish(self, source, target, after, extractor, mapping, task_id, result):
+        """Current month: let routing take effect, block the source, copy the rest."""
+        ttl = float(current_app.config.get("STATS_DASHBOARD_EVENT_ROUTING_TTL", 60))
+        settings = self.client.indices.get_settings(index=target)[target]["settings"]
+        created = int(settings["index"]["creation_date"]) / 1000
+        time.sleep(max(0.0, created + ttl + 1 - time.time()))
+        self.client.indices.put_settings(index=source, body={"index.blocks.write": True})
+        self.client.indices.refresh(index=source)  # the last writes become searchable
+        while True:
+            hits = self._read_batch(source, after)
+            if not hits:
+                return after
+            self._write_batch(hits, target, extractor, mapping)
+            after = [hits[-1]["sort"][0], hits[-1]["_id"]]
+            self.reindexing_bookmark_api.set_bookmark(
+                task_id, hits[-1]["_id"], hits[-1]["_source"]["timestamp"])
+            result["processed"] += len(hits)
+            result["batches"] += 1
+
+    def switch_over_current_month_index(self, event_type, old_index, new_index):
+        """Atomically replace the stock index by a write alias to the enriched one."""
+        self.client.indices.update_aliases(body={"actions": [
+            {"remove_index": {"index": old_index}},
+            {"add": {"index": new_index, "alias": old_index, "is_write_index": True}},
+            {"add": {"index": new_index, "alias": self.index_patterns[event_type]}},
+        ]})
+        return True
 
     def _ensure_target(self, source, target):
         """Create the target; it gets the read alias only when complete (no double counts)."""
@@ -291,9 +325,9 @@ class EventReindexingService:
         errors = []
         source_count = self.client.count(index=source_index)["count"]
         target_count = self.client.count(index=target_index)["count"]
-        if source_count != target_count:
-            errors.append(f"document counts differ: source {source_count}, "
-                          f"target {target_count}")
+        missing = self.count_missing_ids(source_index, target_index)
+        if missing:  # the target may hold more: events routed to it live
+            errors.append(f"{missing} of {source_count} source events missing from the target")
         size = sample_size or self.max_spot_check_sample_size
         sample = self.client.search(index=source_index, body={
             "size": size, "query": {"function_score": {"random_score": {}}}})["hits"]["hits"]
@@ -311,6 +345,20 @@ class EventReindexingService:
         return {"success": not errors, "errors": errors[:20],
                 "document_counts": {"source": source_count, "target": target_count},
                 "spot_checked": len(sample)}
+
+    def count_missing_ids(self, source_index, target_index, page=10_000):
+        """Source events whose id is not in the target (paged; bounded memory)."""
+        missing, body = 0, {"size": page, "_source": False, "sort": [{"_id": "asc"}]}
+        while True:
+            hits = self.client.search(index=source_index, body=body)["hits"]["hits"]
+            ids = [h["_id"] for h in hits]
+            if ids:
+                found = self.client.count(index=target_index, body={
+                    "query": {"ids": {"values": ids}}})["count"]
+                missing += len(ids) - found
+            if len(hits) < page:
+                return missing
+            body["search_after"] = hits[-1]["sort"]
 
     def update_alias(self, event_type, month, old_index, new_index):
         """Move the read alias from the old to the new index in one atomic call."""
@@ -339,12 +387,23 @@ class EventReindexingService:
                 mark = bookmarks.get_bookmark(f"{event_type}-{month}-reindexing") or {}
                 old = self.client.count(index=source)["count"]
                 state = ("completed" if mark.get("completed") else
-                         "pending (current month)" if month == self.get_current_month() else
                          "in progress" if mark else "not started")
                 rows.append({"event_type": event_type, "month": month, "source_index": source,
                              "index": target, "old_count": old, "migrated_count": migrated,
                              "remaining_count": max(old - migrated, 0), "state": state,
                              "bookmark": mark.get("last_event_timestamp")})
+            # Completed months whose stock index is gone (deleted or switched over).
+            seen = {r["index"] for r in rows}
+            alias = self.index_patterns[event_type]
+            for target in sorted(self.client.indices.get(index=f"{alias}-*{SUFFIX}",
+                                                          ignore=[404])):
+                if target in seen or target == "error" or not target.endswith(SUFFIX):
+                    continue
+                count = self.client.count(index=target)["count"]
+                rows.append({"event_type": event_type, "month": _month_of(target[:-len(SUFFIX)]),
+                             "source_index": f"{target[:-len(SUFFIX)]} (deleted)",
+                             "index": target, "old_count": count, "migrated_count": count,
+                             "remaining_count": 0, "state": "completed", "bookmark": None})
         return rows
 
 

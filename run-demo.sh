@@ -70,7 +70,7 @@ step "Seed step 3b: community membership events (backfill)"
 invenio community-stats community-events generate
 invenio community-stats community-events status
 
-step "Seed step 3c: usage-event migration (past months; current month pending)"
+step "Seed step 3c: usage-event migration (the current month waits the routing TTL)"
 invenio community-stats usage-events migrate
 invenio community-stats usage-events status
 

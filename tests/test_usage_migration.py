@@ -8,7 +8,6 @@ scan of those changes), not by the code under test.
 
 import random
 import subprocess
-import sys
 import time
 from datetime import timedelta
 

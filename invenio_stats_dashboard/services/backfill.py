@@ -100,7 +100,7 @@ def accept_times(record_ids):
     return times
 
 
-def scan(scope, write=False, progress=None, page_size=None, client=None, resume=True):
+def scan(scope, write=False, progress=None, page_size=None, client=None):
     """Walk the scope's records; count (and with ``write``, create) missing events.
 
     :param progress: callable ``(done, total)`` called after every page.
@@ -112,7 +112,7 @@ def scan(scope, write=False, progress=None, page_size=None, client=None, resume=
     bookmarks = CommunityEventBookmarkAPI(client)
     index = prefix_index(RECORDS_ALIAS)
     report = ScanReport()
-    resume_from = bookmarks.get_bookmark(scope.key) if (write and resume) else None
+    resume_from = bookmarks.get_bookmark(scope.key) if write else None
     query = scope.query(resume_from.isoformat() if resume_from else None)
     report.total_records = client.count(index=index, body={"query": query})["count"]
     body = {"query": query, "size": page_size, "_source": SOURCE_FIELDS,

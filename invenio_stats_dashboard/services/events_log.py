@@ -178,37 +178,21 @@ def write(actions, client=None, refresh=True):
     return ok
 
 
-def deletion_updates(record_id, deleted_date, states):
+def deletion_updates(record_id, deleted_date):
     """Partial updates that set ``is_deleted``/``deleted_date`` on a record's documents.
 
     Only documents whose flags differ are touched (upstream compatibility: the
     flags mirror the record's *current* deletion state on all its documents).
     """
-    client = current_search_client
-    wanted_deleted = deleted_date is not None
-    wanted_date = iso(deleted_date)
-    body = {"query": {"term": {"record_id": record_id}}, "size": PAGE_SIZE,
-            "sort": [{"_id": "asc"}], "_source": ["is_deleted", "deleted_date"]}
-    actions, after = [], None
-    if not client.indices.exists_alias(name=alias_name()):
-        return actions
-    while True:
-        if after:
-            body["search_after"] = after
-        hits = client.search(index=alias_name(), body=body)["hits"]["hits"]
-        for hit in hits:
-            src = hit["_source"]
-            if bool(src.get("is_deleted")) != wanted_deleted or (
-                iso(src.get("deleted_date")) != wanted_date
-            ):
-                actions.append({
-                    "_op_type": "update", "_index": hit["_index"], "_id": hit["_id"],
-                    "doc": {"is_deleted": wanted_deleted, "deleted_date": wanted_date,
-                            "updated_timestamp": iso(utcnow())},
-                })
-        if len(hits) < PAGE_SIZE:
-            return actions
-        after = hits[-1]["sort"]
+    wanted_deleted, wanted_date = deleted_date is not None, iso(deleted_date)
+    return [
+        {"_op_type": "update", "_index": hit["_index"], "_id": hit["_id"],
+         "doc": {"is_deleted": wanted_deleted, "deleted_date": wanted_date,
+                 "updated_timestamp": iso(utcnow())}}
+        for hit in iter_documents([record_id])
+        if bool(hit["_source"].get("is_deleted")) != wanted_deleted
+        or iso(hit["_source"].get("deleted_date")) != wanted_date
+    ]
 
 
 def refresh(client=None):

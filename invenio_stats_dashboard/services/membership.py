@@ -78,14 +78,13 @@ def from_search_hit(source):
     )
 
 
-def plan_changes(versions, states, before=None, now=None, only=None):
+def plan_changes(versions, states, before=None, now=None):
     """Log documents that bring the log in line with ``versions``.
 
     :param states: ``{(record_id, community_id): PairState}`` (the log now).
     :param before: ``{record_id: set(community ids)}`` membership just before
         the change being recorded, when known (see module docstring).
     :param now: instant of the change (default: now).
-    :param only: restrict to these community ids (``global`` included), or None.
     :returns: ``(actions, summary)`` where summary counts added/removed/backfilled.
     """
     now = log.iso(now or log.utcnow())
@@ -99,8 +98,6 @@ def plan_changes(versions, states, before=None, now=None, only=None):
         desired = v.members_of
         known_before = before.get(v.record_id, set())
         for community in sorted(set(current) | desired | known_before):
-            if only is not None and community not in only:
-                continue
             state = current.get(community)
             is_in = state.event_type == ADDED if state else False
             if state is None and community in known_before:

@@ -58,7 +58,7 @@ def sync_parents(parent_pids, before=None, when=None):
     for v in versions:
         flags = [s for (r, _), s in states.items() if r == v.record_id]
         if any(s.is_deleted != bool(v.deleted_date) for s in flags):
-            actions.extend(log.deletion_updates(v.record_id, v.deleted_date, states))
+            actions.extend(log.deletion_updates(v.record_id, v.deleted_date))
     log.write(actions)
     return summary
 

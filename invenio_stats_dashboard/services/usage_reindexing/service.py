@@ -212,16 +212,12 @@ class EventReindexingService:
             if not health["is_healthy"]:
                 result.update(interrupted=True, health_issue=health["reason"])
                 break
-            hits = self._read_batch(source_index, after)
+            hits = self._copy_batch(source_index, target, after, extractor, mapping,
+                                    task_id, result)
             if not hits:
                 break
-            self._write_batch(hits, target, extractor, mapping)
-            last = hits[-1]
-            after = [last["sort"][0], last["_id"]]
-            last_seen = (last["_id"], last["_source"]["timestamp"])
-            bookmarks.set_bookmark(task_id, *last_seen)
-            result["processed"] += len(hits)
-            result["batches"] += 1
+            after = [hits[-1]["sort"][0], hits[-1]["_id"]]
+            last_seen = (hits[-1]["_id"], hits[-1]["_source"]["timestamp"])
             if progress:
                 progress(event_type, month, result["processed"])
             if len(hits) < self.batch_size:
@@ -259,15 +255,21 @@ class EventReindexingService:
         self.client.indices.put_settings(index=source, body={"index.blocks.write": True})
         self.client.indices.refresh(index=source)  # the last writes become searchable
         while True:
-            hits = self._read_batch(source, after)
+            hits = self._copy_batch(source, target, after, extractor, mapping, task_id, result)
             if not hits:
                 return after
-            self._write_batch(hits, target, extractor, mapping)
             after = [hits[-1]["sort"][0], hits[-1]["_id"]]
+
+    def _copy_batch(self, source, target, after, extractor, mapping, task_id, result):
+        """Read, enrich and write one batch after ``after``, then move the bookmark."""
+        hits = self._read_batch(source, after)
+        if hits:
+            self._write_batch(hits, target, extractor, mapping)
             self.reindexing_bookmark_api.set_bookmark(
                 task_id, hits[-1]["_id"], hits[-1]["_source"]["timestamp"])
             result["processed"] += len(hits)
             result["batches"] += 1
+        return hits
 
     def switch_over_current_month_index(self, event_type, old_index, new_index):
         """Atomically replace the stock index by a write alias to the enriched one."""

@@ -141,6 +141,10 @@ class MembershipIntervals:
             self._by_record[recid].append(
                 (community, [t for t, _, _ in items], [a for _, _, a in items]))
 
+    def intervals(self, recid):
+        """``[[community, [epoch ms…], [added?…]], …]`` sorted by community (script params)."""
+        return [[c, t, a] for c, t, a in sorted(self._by_record.get(recid, ()))]
+
     def at(self, recid, instant):
         """Sorted community ids ``recid`` was in at ``instant`` (ISO string)."""
         ms = epoch_ms(instant)

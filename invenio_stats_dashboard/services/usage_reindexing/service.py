@@ -26,16 +26,9 @@ import psutil
 from flask import current_app
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
-from opensearchpy import helpers
-
 from ...aggregations.bookmarks import CommunityBookmarkAPI
-from .enrichment import (
-    MembershipIntervals,
-    MetadataExtractor,
-    epoch_ms,
-    prune,
-    records_metadata,
-)
+from . import server_side
+from .enrichment import MetadataExtractor
 
 EVENT_TYPES = {"view": "record-view", "download": "file-download"}
 SUFFIX = "-v2.0.0"
@@ -45,13 +38,20 @@ CORE_FIELDS = ("timestamp", "recid", "parent_recid", "unique_id", "visitor_id",
 
 
 class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
-    """Migration positions: one document per ``<type>-YYYY-MM-reindexing`` task."""
+    """Migration positions: one document per ``<type>-YYYY-MM-reindexing`` task.
+
+    Upstream's fields are kept; ours are ``last_record_id`` (groups are
+    copied in ``recid`` order, so a resumed run continues after it) and
+    ``config_hash`` (the subcount definition a re-enrichment used).
+    """
 
     INDEX = "stats-bookmarks-reindexing"
     MAPPING = {"dynamic": "strict", "properties": {
         "task_id": {"type": "keyword"}, "last_event_id": {"type": "keyword"},
         "last_event_timestamp": {"type": "date", "format": "date_optional_time"},
+        "last_record_id": {"type": "keyword"}, "config_hash": {"type": "keyword"},
         "completed": {"type": "boolean"}}}
+    _ready = set()
 
     def __init__(self, client=None):
         """Bind to the reindexing bookmark index."""
@@ -59,16 +59,23 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
         self.index = prefix_index(self.INDEX)
 
     def _ensure(self):
+        if self.index in self._ready:
+            return
         if not self.client.indices.exists(index=self.index):
             self.client.indices.create(index=self.index, body={"mappings": self.MAPPING},
                                        ignore=[400])
+        else:  # an index made by an older version lacks our fields
+            self.client.indices.put_mapping(index=self.index, body=self.MAPPING)
+        self._ready.add(self.index)
 
-    def set_bookmark(self, task_id, last_event_id, last_event_timestamp, completed=False):
-        """Record the last copied event (and whether the month is complete)."""
+    def set_bookmark(self, task_id, last_event_id=None, last_event_timestamp=None,
+                     completed=False, last_record_id=None, config_hash=None):
+        """Record the position (and whether the month is complete)."""
         self._ensure()
         self.client.index(index=self.index, id=task_id, refresh=True, body={
             "task_id": task_id, "last_event_id": last_event_id,
-            "last_event_timestamp": last_event_timestamp, "completed": completed})
+            "last_event_timestamp": last_event_timestamp, "last_record_id": last_record_id,
+            "config_hash": config_hash, "completed": completed})
 
     def get_bookmark(self, task_id, refresh_time=60):
         """The bookmark document, or None."""
@@ -83,6 +90,29 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
             self.client.delete(index=self.index, id=task_id, ignore=[404], refresh=True)
 
     reset_bookmark_to_beginning = delete_bookmark
+
+
+class _Copier:
+    """Server-side copy of one query's events from source to target, enriched."""
+
+    def __init__(self, service, source, target, extractor, result):
+        self.service, self.source, self.target = service, source, target
+        self.extractor, self.result = extractor, result
+        mapping = service.client.indices.get_mapping(index=target)[target]["mappings"]
+        self.mapping = mapping.get("properties", {})
+
+    def __call__(self, query, recids):
+        params = server_side.group_params(sorted(recids), self.extractor, self.mapping)
+        response = self.service.client.reindex(body={
+            "source": {"index": self.source, "query": query,
+                       "size": min(max(self.service.batch_size, 1000), 10_000)},
+            "dest": {"index": self.target},
+            "script": server_side.script(params)},
+            refresh=False, wait_for_completion=True, request_timeout=3600)
+        server_side.raise_on_failures(response)
+        if response["total"]:
+            self.result["processed"] += response["total"]
+            self.result["batches"] += 1
 
 
 class EventReindexingService:
@@ -182,7 +212,7 @@ class EventReindexingService:
 
     def migrate_monthly_index(self, event_type, source_index, month, max_batches=None,
                               delete_old_indices=False, fresh_start=False, progress=None):
-        """Copy one month in batches from its bookmark, then validate and switch."""
+        """Copy one month group by group from its bookmark, then validate and switch."""
         started = time.monotonic()
         task_id = f"{event_type}-{month}-reindexing"
         target = f"{source_index}{SUFFIX}"
@@ -192,84 +222,80 @@ class EventReindexingService:
                   "interrupted": False, "errors": [], "validation": None}
         if fresh_start:  # re-copy everything; the target keeps live-routed events
             bookmarks.delete_bookmark(task_id)
-        mark = bookmarks.get_bookmark(task_id)
-        if mark and mark.get("completed"):
+        mark = bookmarks.get_bookmark(task_id) or {}
+        if mark.get("completed"):
             result.update(completed=True, skipped=True)
             return result
         self._ensure_target(source_index, target)
-        after, last_seen = None, (None, None)
-        if mark and mark.get("last_event_id"):
-            last_seen = (mark["last_event_id"], mark["last_event_timestamp"])
-            after = [epoch_ms(mark["last_event_timestamp"]), mark["last_event_id"]]
         extractor = MetadataExtractor(self.subcount_configs)
-        mapping = self._target_properties(target)
+        copy = _Copier(self, source_index, target, extractor, result)
         limit = max_batches or self.max_batches
-        while True:
-            if result["batches"] >= limit:
-                result["interrupted"] = True
-                break
-            health = self.check_health_conditions()
-            if not health["is_healthy"]:
-                result.update(interrupted=True, health_issue=health["reason"])
-                break
-            hits = self._copy_batch(source_index, target, after, extractor, mapping,
-                                    task_id, result)
-            if not hits:
-                break
-            after = [hits[-1]["sort"][0], hits[-1]["_id"]]
-            last_seen = (hits[-1]["_id"], hits[-1]["_source"]["timestamp"])
-            if progress:
-                progress(event_type, month, result["processed"])
-            if len(hits) < self.batch_size:
-                break
-        current = month == self.get_current_month()
-        if not result["interrupted"] and current:
-            after = self._freeze_and_finish(source_index, target, after, extractor, mapping,
-                                            task_id, result)
-        if not result["interrupted"]:
-            self.client.indices.refresh(index=target)
-            validation = self.validate_enriched_data(source_index, target)
-            result["validation"] = validation
-            if validation["success"]:
+        try:
+            for group in server_side.record_groups(self.client, source_index,
+                                                   mark.get("last_record_id"), self.batch_size):
+                if result["batches"] >= limit:
+                    result["interrupted"] = True
+                    break
+                health = self.check_health_conditions()
+                if not health["is_healthy"]:
+                    result.update(interrupted=True, health_issue=health["reason"])
+                    break
+                copy({"terms": {"recid": group}}, group)
+                bookmarks.set_bookmark(task_id, last_record_id=group[-1])
+                if progress:
+                    progress(event_type, month, result["processed"])
+            if not result["interrupted"]:
+                copy({"bool": {"must_not": {"exists": {"field": "recid"}}}}, [])
+                current = month == self.get_current_month()
                 if current:
-                    self.switch_over_current_month_index(event_type, source_index, target)
-                else:
-                    self.update_alias(event_type, month, source_index, target)
-                bookmarks.set_bookmark(task_id, *last_seen, completed=True)
-                result["completed"] = True
-                if delete_old_indices:
-                    self.delete_old_index(source_index)
-            else:
-                result["errors"].extend(validation["errors"])
-                bookmarks.delete_bookmark(task_id)  # retry the whole month next run
+                    self._freeze_and_finish(source_index, target, copy)
+                self._finish(event_type, month, source_index, target, current, task_id, result,
+                             delete_old_indices)
+        except Exception as exc:  # the source is untouched; the month is retried next run
+            result["errors"].append(f"{type(exc).__name__}: {exc}")
         extractor.clear_cache()
         result["total_time"] = round(time.monotonic() - started, 3)
         return result
 
-    def _freeze_and_finish(self, source, target, after, extractor, mapping, task_id, result):
-        """Current month: let routing take effect, block the source, copy the rest."""
+    def _finish(self, event_type, month, source, target, current, task_id, result, delete_old):
+        """Validate, then switch the aliases and mark the month complete."""
+        self.client.indices.refresh(index=target)
+        validation = self.validate_enriched_data(source, target)
+        result["validation"] = validation
+        if not validation["success"]:
+            result["errors"].extend(validation["errors"])
+            self.reindexing_bookmark_api.delete_bookmark(task_id)  # retry the month next run
+            return
+        if current:
+            self.switch_over_current_month_index(event_type, source, target)
+        else:
+            self.update_alias(event_type, month, source, target)
+        self.reindexing_bookmark_api.set_bookmark(task_id, completed=True)
+        result["completed"] = True
+        if delete_old:
+            self.delete_old_index(source)
+
+    def _freeze_and_finish(self, source, target, copy):
+        """Current month: let routing take effect, block the source, copy what is missing.
+
+        Events written while the groups were copied may belong to records
+        already done, so the rest is found by id (source ids not in the target).
+        """
         ttl = float(current_app.config.get("STATS_DASHBOARD_EVENT_ROUTING_TTL", 60))
         settings = self.client.indices.get_settings(index=target)[target]["settings"]
         created = int(settings["index"]["creation_date"]) / 1000
         time.sleep(max(0.0, created + ttl + 1 - time.time()))
         self.client.indices.put_settings(index=source, body={"index.blocks.write": True})
         self.client.indices.refresh(index=source)  # the last writes become searchable
-        while True:
-            hits = self._copy_batch(source, target, after, extractor, mapping, task_id, result)
-            if not hits:
-                return after
-            after = [hits[-1]["sort"][0], hits[-1]["_id"]]
-
-    def _copy_batch(self, source, target, after, extractor, mapping, task_id, result):
-        """Read, enrich and write one batch after ``after``, then move the bookmark."""
-        hits = self._read_batch(source, after)
-        if hits:
-            self._write_batch(hits, target, extractor, mapping)
-            self.reindexing_bookmark_api.set_bookmark(
-                task_id, hits[-1]["_id"], hits[-1]["_source"]["timestamp"])
-            result["processed"] += len(hits)
-            result["batches"] += 1
-        return hits
+        self.client.indices.refresh(index=target)
+        chunk = []
+        for pair in server_side.iter_missing(self.client, source, target):
+            chunk.append(pair)
+            if len(chunk) >= self.batch_size:
+                copy({"ids": {"values": [i for i, _ in chunk]}}, {r for _, r in chunk if r})
+                chunk = []
+        if chunk:
+            copy({"ids": {"values": [i for i, _ in chunk]}}, {r for _, r in chunk if r})
 
     def switch_over_current_month_index(self, event_type, old_index, new_index):
         """Atomically replace the stock index by a write alias to the enriched one."""
@@ -288,39 +314,6 @@ class EventReindexingService:
         if aliases:
             self.client.indices.update_aliases(body={"actions": [
                 {"remove": {"index": target, "alias": name}} for name in aliases]})
-
-    def _target_properties(self, target):
-        mapping = self.client.indices.get_mapping(index=target)[target]["mappings"]
-        return mapping.get("properties", {})
-
-    def _read_batch(self, source, after):
-        body = {"size": self.batch_size, "sort": [{"timestamp": "asc"}, {"_id": "asc"}],
-                "query": {"match_all": {}}}
-        if after:
-            body["search_after"] = after
-        return self.client.search(index=source, body=body)["hits"]["hits"]
-
-    def _write_batch(self, hits, target, extractor, mapping):
-        """Enrich a batch with one metadata query and one log read, then bulk-write it."""
-        recids = {h["_source"].get("recid") for h in hits if h["_source"].get("recid")}
-        docs = records_metadata(recids)
-        members = MembershipIntervals(recids)
-        actions = []
-        for hit in hits:
-            event = dict(hit["_source"])
-            recid = event.get("recid")
-            if recid in docs:
-                event.update(extractor.extract_fields(docs[recid], recid))
-            if event.get("file_key") and "file_types" in mapping:
-                ext = event["file_key"].rsplit(".", 1)[-1].lower() if "." in event["file_key"] else None
-                event["file_types"] = [ext] if ext else None
-            source = {k: prune(v, mapping[k]) for k, v in event.items() if k in mapping}
-            source = {k: v for k, v in source.items() if v is not None}
-            # Always present, possibly empty: "in no community at that instant".
-            source["community_ids"] = members.at(recid, event["timestamp"]) if recid else []
-            actions.append({"_op_type": "index", "_index": target, "_id": hit["_id"],
-                            "_source": source})
-        helpers.bulk(self.client, actions, refresh=False)
 
     def validate_enriched_data(self, source_index, target_index, sample_size=None):
         """Counts must match; sampled core fields must be equal."""
@@ -348,19 +341,9 @@ class EventReindexingService:
                 "document_counts": {"source": source_count, "target": target_count},
                 "spot_checked": len(sample)}
 
-    def count_missing_ids(self, source_index, target_index, page=10_000):
+    def count_missing_ids(self, source_index, target_index):
         """Source events whose id is not in the target (paged; bounded memory)."""
-        missing, body = 0, {"size": page, "_source": False, "sort": [{"_id": "asc"}]}
-        while True:
-            hits = self.client.search(index=source_index, body=body)["hits"]["hits"]
-            ids = [h["_id"] for h in hits]
-            if ids:
-                found = self.client.count(index=target_index, body={
-                    "query": {"ids": {"values": ids}}})["count"]
-                missing += len(ids) - found
-            if len(hits) < page:
-                return missing
-            body["search_after"] = hits[-1]["sort"]
+        return sum(1 for _ in server_side.iter_missing(self.client, source_index, target_index))
 
     def update_alias(self, event_type, month, old_index, new_index):
         """Move the read alias from the old to the new index in one atomic call."""
@@ -393,7 +376,7 @@ class EventReindexingService:
                 rows.append({"event_type": event_type, "month": month, "source_index": source,
                              "index": target, "old_count": old, "migrated_count": migrated,
                              "remaining_count": max(old - migrated, 0), "state": state,
-                             "bookmark": mark.get("last_event_timestamp")})
+                             "bookmark": _position(mark)})
             # Completed months whose stock index is gone (deleted or switched over).
             seen = {r["index"] for r in rows}
             alias = self.index_patterns[event_type]
@@ -407,6 +390,13 @@ class EventReindexingService:
                              "index": target, "old_count": count, "migrated_count": count,
                              "remaining_count": 0, "state": "completed", "bookmark": None})
         return rows
+
+
+def _position(mark):
+    """Human-readable bookmark position."""
+    if mark.get("last_record_id"):
+        return f"after record {mark['last_record_id']}"
+    return mark.get("last_event_timestamp")
 
 
 def _month_of(index_name):

@@ -1,0 +1,136 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""Server-side enrichment: events never travel through Python.
+
+The migration works per *group of records*: Python reads the group's record
+metadata and membership log once (``enrichment``) and hands them to
+OpenSearch as the params of one painless script; a ``_reindex`` (migration)
+or ``_update_by_query`` (re-enrichment after a subcount change) then rewrites
+every event of those records on the server. The same script serves both, so
+a migrated event and a re-enriched one cannot differ.
+
+Groups come from a composite aggregation on ``recid`` (sorted, resumable
+with its ``after`` key), closed when they hold ``batch_size`` events or
+1,000 records. Measured on 2 cores this runs at 0.6–0.9× OpenSearch's bare
+``_reindex`` (``benchmarks/``), against ~0.15× for copying the events
+through Python.
+"""
+
+from .enrichment import MembershipIntervals, prune, records_metadata
+
+MAX_RECORDS_PER_GROUP = 1000
+#: Fields an event has before enrichment; every other mapped field is
+#: derived from the record and rewritten (so a removed subcount disappears).
+STOCK_FIELDS = frozenset((
+    "timestamp", "recid", "parent_recid", "unique_id", "visitor_id", "country",
+    "unique_session_id", "referrer", "via_api", "is_machine", "is_robot", "bucket_id",
+    "file_id", "file_key", "size", "ip_address", "session_id", "user_agent", "user_id",
+    "updated_timestamp", "parent_id", "record_id", "labels", "community_ids"))
+
+#: Mirrors ``enrichment`` for one event: subcount fields from the record,
+#: ``file_types`` from the file key, ``community_ids`` from the membership
+#: intervals at the event's instant (M1/U1), then pruning to the mapping.
+ENRICH_SCRIPT = """
+def s = ctx._source;
+def r = s.recid;
+if (r != null && params.meta.containsKey(r)) {
+  for (f in params.drop) { s.remove(f); }
+  s.putAll(params.meta[r]);
+}
+if (params.file_types && s.file_key instanceof String && s.file_key != '') {
+  String k = s.file_key; int i = k.lastIndexOf('.');
+  if (i >= 0 && i < k.length() - 1) { s.file_types = [k.substring(i + 1).toLowerCase()]; }
+  else { s.remove('file_types'); }
+}
+List ids = new ArrayList();
+if (r != null && params.members.containsKey(r)) {
+  String ts = s.timestamp.toString();
+  int t = ts.indexOf('T');
+  boolean zoned = ts.endsWith('Z') || ts.indexOf('+', t) > 0 || ts.indexOf('-', t) > 0;
+  long ms = zoned ? OffsetDateTime.parse(ts).toInstant().toEpochMilli()
+                  : LocalDateTime.parse(ts).toInstant(ZoneOffset.UTC).toEpochMilli();
+  for (def c : params.members[r]) {
+    def times = c[1]; int last = -1;
+    for (int j = 0; j < times.size(); ++j) { if (times[j] <= ms) { last = j; } else { break; } }
+    if (last >= 0 && c[2][last]) { ids.add(c[0]); }
+  }
+}
+s.community_ids = ids;
+s.entrySet().removeIf(e -> e.getValue() == null || !params.allowed.contains(e.getKey()));
+"""
+
+
+def group_params(recids, extractor, mapping):
+    """Script params for one group: pruned metadata and membership per record."""
+    docs = records_metadata(recids)
+    members = MembershipIntervals(recids)
+    meta = {}
+    for recid, doc in docs.items():
+        fields = extractor.extract_fields(doc, recid)
+        values = {k: prune(v, mapping[k]) for k, v in fields.items() if k in mapping}
+        meta[recid] = {k: v for k, v in values.items() if v is not None}
+    return {"meta": meta, "members": {r: members.intervals(r) for r in recids},
+            "drop": sorted(set(mapping) - STOCK_FIELDS),
+            "file_types": "file_types" in mapping,
+            "allowed": sorted(set(mapping) | {"community_ids"})}
+
+
+def script(params):
+    """The painless script body with ``params``."""
+    return {"lang": "painless", "source": ENRICH_SCRIPT, "params": params}
+
+
+def record_groups(client, index, after=None, batch_size=5000, page=1000):
+    """Yield lists of recids, in ``recid`` order after ``after``.
+
+    A group closes at ``batch_size`` events or ``MAX_RECORDS_PER_GROUP``
+    records; one record with more events than ``batch_size`` is a group of
+    its own (the server copies it in scroll batches).
+    """
+    group, events = [], 0
+    while True:
+        composite = {"size": page, "sources": [{"recid": {"terms": {"field": "recid"}}}]}
+        if after is not None:
+            composite["after"] = {"recid": after}
+        res = client.search(index=index, body={
+            "size": 0, "aggs": {"g": {"composite": composite}}})
+        buckets = res["aggregations"]["g"]["buckets"]
+        for bucket in buckets:
+            recid, count = bucket["key"]["recid"], bucket["doc_count"]
+            if group and (events + count > batch_size or len(group) >= MAX_RECORDS_PER_GROUP):
+                yield group
+                group, events = [], 0
+            group.append(recid)
+            events += count
+        if len(buckets) < page:
+            break
+        after = buckets[-1]["key"]["recid"]
+    if group:
+        yield group
+
+
+def iter_missing(client, source, target, page=10_000):
+    """Yield ``(id, recid)`` of source events whose id is not in the target."""
+    body = {"size": page, "_source": ["recid"], "sort": [{"_id": "asc"}]}
+    while True:
+        hits = client.search(index=source, body=body)["hits"]["hits"]
+        if hits:
+            present = client.search(index=target, body={
+                "size": len(hits), "_source": False,
+                "query": {"ids": {"values": [h["_id"] for h in hits]}}})["hits"]["hits"]
+            have = {h["_id"] for h in present}
+            for h in hits:
+                if h["_id"] not in have:
+                    yield h["_id"], h["_source"].get("recid")
+        if len(hits) < page:
+            return
+        body["search_after"] = hits[-1]["sort"]
+
+
+def raise_on_failures(response):
+    """A server-side copy with failures must not count as done."""
+    failures = response.get("failures") or []
+    if failures:
+        first = failures[0]
+        raise RuntimeError(f"{len(failures)} events failed on the server, first: "
+                           f"{first.get('cause', first)}")
+    return response

@@ -29,6 +29,9 @@ def main():
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--months", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--parallel", type=int, default=None,
+                        help="record groups in flight (default: the config's)")
+    parser.add_argument("--profile", action="store_true", help="print where migration time goes")
     args = parser.parse_args()
 
     from invenio_app.factory import create_api
@@ -67,9 +70,18 @@ def main():
             print(f"generated {args.events} events in {time.monotonic() - started:.1f} s")
 
             svc.batch_size = args.batch_size
+            svc.parallel = args.parallel or svc.parallel
             started = time.monotonic()
-            report = svc.reindex_events(event_types=["view"], month_filter=months,
-                                        fresh_start=True)
+            if args.profile:
+                import cProfile
+                import pstats
+                profiler = cProfile.Profile()
+                report = profiler.runcall(svc.reindex_events, event_types=["view"],
+                                          month_filter=months, fresh_start=True)
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+            else:
+                report = svc.reindex_events(event_types=["view"], month_filter=months,
+                                            fresh_start=True)
             migrate_s = time.monotonic() - started
             assert report["completed"], report
             migrated = report["total_processed"]

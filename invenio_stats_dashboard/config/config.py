@@ -230,6 +230,8 @@ STATS_DASHBOARD_REINDEXING_BATCH_SIZE = 5000  # events per batch (clamped to 10,
 STATS_DASHBOARD_REINDEXING_MAX_BATCHES = 1000  # per monthly index per run
 STATS_DASHBOARD_REINDEXING_MAX_MEMORY_PERCENT = 85  # host memory stop threshold
 STATS_DASHBOARD_REINDEXING_MAX_SPOT_CHECK_SAMPLE_SIZE = 100  # not defined upstream
+#: Ours: record groups copied concurrently by the migration (server-side).
+STATS_DASHBOARD_REINDEXING_PARALLEL_GROUPS = 2
 
 # --- 11. Aggregation tuning ---
 

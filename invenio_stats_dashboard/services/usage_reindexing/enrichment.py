@@ -12,6 +12,8 @@ configuration change; values are pruned to what the v2 event mapping knows
 import bisect
 from collections import defaultdict
 
+from datetime import datetime, timezone
+
 import arrow
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
@@ -157,6 +159,11 @@ class MembershipIntervals:
 
 
 def epoch_ms(value):
-    """Epoch milliseconds of an instant (the sort value of date fields)."""
-    when = arrow.get(value)
-    return when.int_timestamp * 1000 + when.microsecond // 1000
+    """Epoch milliseconds of an instant; a naive ISO string is UTC."""
+    try:
+        when = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        when = arrow.get(value).datetime
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp()) * 1000 + when.microsecond // 1000

@@ -15,6 +15,8 @@ with its ``after`` key), closed when they hold ``batch_size`` events or
 through Python.
 """
 
+from opensearchpy import helpers
+
 from .enrichment import MembershipIntervals, prune, records_metadata
 
 MAX_RECORDS_PER_GROUP = 1000
@@ -55,7 +57,7 @@ if (r != null && params.members.containsKey(r)) {
   }
 }
 s.community_ids = ids;
-s.entrySet().removeIf(e -> e.getValue() == null || !params.allowed.contains(e.getKey()));
+s.entrySet().removeIf(e -> e.getValue() == null || !params.allowed.containsKey(e.getKey()));
 """
 
 
@@ -71,7 +73,7 @@ def group_params(recids, extractor, mapping):
     return {"meta": meta, "members": {r: members.intervals(r) for r in recids},
             "drop": sorted(set(mapping) - STOCK_FIELDS),
             "file_types": "file_types" in mapping,
-            "allowed": sorted(set(mapping) | {"community_ids"})}
+            "allowed": dict.fromkeys(sorted(set(mapping) | {"community_ids"}), True)}
 
 
 def script(params):
@@ -108,22 +110,36 @@ def record_groups(client, index, after=None, batch_size=5000, page=1000):
         yield group
 
 
-def iter_missing(client, source, target, page=10_000):
-    """Yield ``(id, recid)`` of source events whose id is not in the target."""
-    body = {"size": page, "_source": ["recid"], "sort": [{"_id": "asc"}]}
-    while True:
-        hits = client.search(index=source, body=body)["hits"]["hits"]
-        if hits:
-            present = client.search(index=target, body={
-                "size": len(hits), "_source": False,
-                "query": {"ids": {"values": [h["_id"] for h in hits]}}})["hits"]["hits"]
-            have = {h["_id"] for h in present}
-            for h in hits:
-                if h["_id"] not in have:
-                    yield h["_id"], h["_source"].get("recid")
-        if len(hits) < page:
-            return
-        body["search_after"] = hits[-1]["sort"]
+def iter_missing(client, source, target, page=10_000, with_recid=True):
+    """Yield ``(id, recid)`` of source events whose id is not in the target.
+
+    One scroll over the source (a frozen or past month: it does not change)
+    and one ids query per page; memory stays at one page.
+    """
+    hits = []
+    scan = helpers.scan(client, index=source, size=page, _source=["recid"] if with_recid else False,
+                        query={"query": {"match_all": {}}})
+    for hit in scan:
+        hits.append(hit)
+        if len(hits) == page:
+            yield from _absent(client, target, hits)
+            hits = []
+    yield from _absent(client, target, hits)
+
+
+def _absent(client, target, hits):
+    if not hits:
+        return
+    ids = [h["_id"] for h in hits]
+    if client.count(index=target, body={"query": {"ids": {"values": ids}}})["count"] == len(ids):
+        return  # the common case: all there, no need to fetch which
+    present = client.search(index=target, body={
+        "size": len(hits), "_source": False,
+        "query": {"ids": {"values": [h["_id"] for h in hits]}}})["hits"]["hits"]
+    have = {h["_id"] for h in present}
+    for h in hits:
+        if h["_id"] not in have:
+            yield h["_id"], (h.get("_source") or {}).get("recid")
 
 
 def raise_on_failures(response):

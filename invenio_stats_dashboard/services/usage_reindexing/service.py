@@ -20,6 +20,8 @@ the stock index and gives its name to the target as a write alias.
 """
 
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import arrow
 import psutil
@@ -72,7 +74,8 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
                      completed=False, last_record_id=None, config_hash=None):
         """Record the position (and whether the month is complete)."""
         self._ensure()
-        self.client.index(index=self.index, id=task_id, refresh=True, body={
+        # No refresh: bookmarks are read by id, and GET is real-time.
+        self.client.index(index=self.index, id=task_id, body={
             "task_id": task_id, "last_event_id": last_event_id,
             "last_event_timestamp": last_event_timestamp, "last_record_id": last_record_id,
             "config_hash": config_hash, "completed": completed})
@@ -98,21 +101,32 @@ class _Copier:
     def __init__(self, service, source, target, extractor, result):
         self.service, self.source, self.target = service, source, target
         self.extractor, self.result = extractor, result
+        self.app = current_app._get_current_object()
         mapping = service.client.indices.get_mapping(index=target)[target]["mappings"]
         self.mapping = mapping.get("properties", {})
 
-    def __call__(self, query, recids):
-        params = server_side.group_params(sorted(recids), self.extractor, self.mapping)
-        response = self.service.client.reindex(body={
-            "source": {"index": self.source, "query": query,
-                       "size": min(max(self.service.batch_size, 1000), 10_000)},
-            "dest": {"index": self.target},
-            "script": server_side.script(params)},
-            refresh=False, wait_for_completion=True, request_timeout=3600)
+    def copy(self, query, recids):
+        """Copy now; returns the number of events copied (safe in a worker thread)."""
+        with self.app.app_context():
+            params = server_side.group_params(sorted(recids), self.extractor, self.mapping)
+            response = current_search_client.reindex(body={
+                "source": {"index": self.source, "query": query,
+                           "size": min(max(self.service.batch_size, 1000), 10_000)},
+                "dest": {"index": self.target},
+                "script": server_side.script(params)},
+                refresh=False, wait_for_completion=True, request_timeout=3600)
         server_side.raise_on_failures(response)
-        if response["total"]:
-            self.result["processed"] += response["total"]
+        return response["total"]
+
+    def count(self, total):
+        """Account a finished copy in the month's result."""
+        if total:
+            self.result["processed"] += total
             self.result["batches"] += 1
+
+    def __call__(self, query, recids):
+        """Copy and account, in the calling thread."""
+        self.count(self.copy(query, recids))
 
 
 class EventReindexingService:
@@ -128,6 +142,7 @@ class EventReindexingService:
         self.max_spot_check_sample_size = int(
             config.get("STATS_DASHBOARD_REINDEXING_MAX_SPOT_CHECK_SAMPLE_SIZE", 100))
         self.subcount_configs = config["COMMUNITY_STATS_SUBCOUNTS"]
+        self.parallel = max(1, int(config.get("STATS_DASHBOARD_REINDEXING_PARALLEL_GROUPS", 2)))
 
     @property
     def client(self):
@@ -231,19 +246,7 @@ class EventReindexingService:
         copy = _Copier(self, source_index, target, extractor, result)
         limit = max_batches or self.max_batches
         try:
-            for group in server_side.record_groups(self.client, source_index,
-                                                   mark.get("last_record_id"), self.batch_size):
-                if result["batches"] >= limit:
-                    result["interrupted"] = True
-                    break
-                health = self.check_health_conditions()
-                if not health["is_healthy"]:
-                    result.update(interrupted=True, health_issue=health["reason"])
-                    break
-                copy({"terms": {"recid": group}}, group)
-                bookmarks.set_bookmark(task_id, last_record_id=group[-1])
-                if progress:
-                    progress(event_type, month, result["processed"])
+            self._copy_groups(copy, task_id, mark.get("last_record_id"), limit, progress)
             if not result["interrupted"]:
                 copy({"bool": {"must_not": {"exists": {"field": "recid"}}}}, [])
                 current = month == self.get_current_month()
@@ -256,6 +259,54 @@ class EventReindexingService:
         extractor.clear_cache()
         result["total_time"] = round(time.monotonic() - started, 3)
         return result
+
+    def _copy_groups(self, copy, task_id, after, limit, progress):
+        """Copy record groups, ``parallel`` in flight; bookmark strictly in order.
+
+        While the server copies one group, the next group's params are read
+        and its copy runs on the other core. The bookmark only moves past a
+        group when it and every group before it are done, so a kill redoes
+        at most the groups in flight (same ids: overwritten, not doubled).
+        """
+        result, bookmarks = copy.result, self.reindexing_bookmark_api
+        pending, submitted = deque(), 0
+
+        def mark(last_recid):  # in the single bookmark thread: writes stay in order
+            with copy.app.app_context():
+                bookmarks.set_bookmark(task_id, last_record_id=last_recid)
+
+        def settle_oldest():
+            group, future = pending.popleft()
+            copy.count(future.result())
+            marks.append(marker.submit(mark, group[-1]))
+            if progress:
+                progress(result["event_type"], result["month"], result["processed"])
+
+        marks = []
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool, \
+                ThreadPoolExecutor(max_workers=1) as marker:
+            try:
+                for group in server_side.record_groups(copy.service.client, copy.source,
+                                                       after, self.batch_size):
+                    if submitted >= limit:
+                        result["interrupted"] = True
+                        break
+                    health = self.check_health_conditions()
+                    if not health["is_healthy"]:
+                        result.update(interrupted=True, health_issue=health["reason"])
+                        break
+                    pending.append((group, pool.submit(copy.copy, {"terms": {"recid": group}},
+                                                       group)))
+                    submitted += 1
+                    if len(pending) >= self.parallel:
+                        settle_oldest()
+                while pending:
+                    settle_oldest()
+            finally:  # on error, later groups may finish but the bookmark stays behind
+                for _, future in pending:
+                    future.cancel()
+        for future in marks:
+            future.result()  # a failed bookmark write fails the month
 
     def _finish(self, event_type, month, source, target, current, task_id, result, delete_old):
         """Validate, then switch the aliases and mark the month complete."""
@@ -343,7 +394,8 @@ class EventReindexingService:
 
     def count_missing_ids(self, source_index, target_index):
         """Source events whose id is not in the target (paged; bounded memory)."""
-        return sum(1 for _ in server_side.iter_missing(self.client, source_index, target_index))
+        return sum(1 for _ in server_side.iter_missing(self.client, source_index, target_index,
+                                                       with_recid=False))
 
     def update_alias(self, event_type, month, old_index, new_index):
         """Move the read alias from the old to the new index in one atomic call."""

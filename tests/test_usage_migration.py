@@ -299,3 +299,70 @@ def test_current_month_switchover_keeps_events_written_meanwhile(data, services,
     assert list(alias) == [target] and alias[target]["aliases"][stock_name]["is_write_index"]
     assert current_search_client.indices.exists_alias(
         name=prefix_index("events-stats-record-view"), index=target)
+
+
+def test_reenrichment_after_a_subcount_change_reaches_later_events(data, services, service):
+    """G26: change COMMUNITY_STATS_SUBCOUNTS after migrating, re-enrich in place.
+
+    Runs after the migrations above (past months and the current month's
+    views are in -v2.0.0 indices). An event recorded after the migration
+    goes through the live pipeline, and is re-enriched too.
+    """
+    from datetime import datetime
+
+    from invenio_rdm_records.proxies import current_rdm_records_service
+    from invenio_stats.proxies import current_stats
+
+    from invenio_stats_dashboard.demo.usage_events import BROWSER_UA
+
+    month = arrow.utcnow().format("YYYY-MM")
+    months = [RANGE, month]
+    targets = [t for kind in ("view", "download") for t in service.get_enriched_indices(kind, months)]
+    assert len(targets) >= 7  # 3 past months x 2 types + the current month's views
+    recid = data["ids"]["r1"]
+    record = current_rdm_records_service.record_cls.pid.resolve(recid)
+    current_stats.publish("record-view", [{  # recorded after the migration, via the write alias
+        "timestamp": datetime.utcnow().isoformat(), "recid": recid,
+        "parent_recid": record.parent["id"], "via_api": False, "session_id": "after-migration",
+        "user_agent": BROWSER_UA, "ip_address": "8.8.8.8", "referrer": None}])
+    entry = current_stats.events["record-view"]
+    assert entry.cls(**entry.params).run()[0] == 1
+    names = ",".join(targets)
+    current_search_client.indices.refresh(index=names)
+    before = current_search_client.count(index=names)["count"]
+
+    def r1_events():
+        current_search_client.indices.refresh(index=names)
+        return [h["_source"] for h in helpers.scan(current_search_client, index=names, query={
+            "query": {"term": {"recid": recid}}})]
+
+    original = service.subcount_configs
+    try:
+        service.subcount_configs = {k: v for k, v in original.items() if k != "languages"}
+        report = service.reenrich_events(month_filter=months)
+        assert report["completed"] and report["total_errors"] == 0, report
+        assert all(r["processed"] > 0 for t in report["event_types"].values()
+                   for r in t["months"].values())  # every month was really rewritten
+        docs = r1_events()
+        assert docs and all("languages" not in d for d in docs)
+        assert all(d["resource_type"]["id"] == "publication-article" for d in docs)
+        again = service.reenrich_events(month_filter=months)  # same config: nothing to do
+        assert again["total_processed"] == 0 and again["completed"]
+    finally:
+        service.subcount_configs = original
+    report = service.reenrich_events(month_filter=months, max_batches=1)  # interrupted...
+    assert not report["completed"]
+    report = service.reenrich_events(month_filter=months)  # ...and resumed
+    assert report["completed"] and report["total_errors"] == 0, report
+    docs = r1_events()
+    live = [d for d in docs if d["timestamp"][:7] == month and
+            d["timestamp"] > arrow.utcnow().shift(minutes=-5).isoformat()[:19]]
+    assert len(live) == 1  # the post-migration event, enriched like the others
+    for doc in docs:
+        assert sorted(lang["id"] for lang in doc["languages"]) == ["eng", "fra"]
+        assert doc["community_ids"] == expected_communities(data["changes"], recid,
+                                                            doc["timestamp"])
+    assert current_search_client.count(index=names)["count"] == before  # nothing lost or added
+    rows = [r for r in service.count_total_events() if r["state"] == "completed"]
+    assert rows and all(service.enrichment_is_current(r["event_type"], r["month"]) for r in rows
+                        if r["index"] in targets)

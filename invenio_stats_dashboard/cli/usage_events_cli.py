@@ -7,7 +7,7 @@ import click
 
 from ..exceptions import InvalidInputError
 from ..proxies import current_event_reindexing_service
-from ..services.usage_reindexing.service import EVENT_TYPES
+from ..services.usage_reindexing.months import EVENT_TYPES, matches_months
 from .common import command_errors, forward_options, invenio_argv, launch_background, require_enabled
 
 PROCESS_NAME = "event-migration"
@@ -91,9 +91,7 @@ def migrate_command(event_types, max_batches, batch_size, max_memory_percent,
 
 
 def _in(month, months):
-    from ..services.usage_reindexing.service import _matches
-
-    return _matches(month, months or None)
+    return matches_months(month, months or None)
 
 
 def _echo_report(report):

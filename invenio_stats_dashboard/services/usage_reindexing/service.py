@@ -20,116 +20,25 @@ the stock index and gives its name to the target as a write alias.
 """
 
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 import arrow
 import psutil
 from flask import current_app
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
-from ...aggregations.bookmarks import CommunityBookmarkAPI
 from . import server_side
+from .bookmarks import EventReindexingBookmarkAPI
+from .copier import GroupCopier
 from .enrichment import MetadataExtractor
+from .maintenance import MaintenanceMixin
+from .months import EVENT_TYPES, SUFFIX, matches_months, month_of
 
-EVENT_TYPES = {"view": "record-view", "download": "file-download"}
-SUFFIX = "-v2.0.0"
 CORE_FIELDS = ("timestamp", "recid", "parent_recid", "unique_id", "visitor_id",
                "country", "unique_session_id", "referrer", "via_api", "is_machine",
                "is_robot", "bucket_id", "file_id", "file_key", "size")
 
 
-class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
-    """Migration positions: one document per ``<type>-YYYY-MM-reindexing`` task.
-
-    Upstream's fields are kept; ours are ``last_record_id`` (groups are
-    copied in ``recid`` order, so a resumed run continues after it) and
-    ``config_hash`` (the subcount definition a re-enrichment used).
-    """
-
-    INDEX = "stats-bookmarks-reindexing"
-    MAPPING = {"dynamic": "strict", "properties": {
-        "task_id": {"type": "keyword"}, "last_event_id": {"type": "keyword"},
-        "last_event_timestamp": {"type": "date", "format": "date_optional_time"},
-        "last_record_id": {"type": "keyword"}, "config_hash": {"type": "keyword"},
-        "completed": {"type": "boolean"}}}
-    _ready = set()
-
-    def __init__(self, client=None):
-        """Bind to the reindexing bookmark index."""
-        super().__init__(client, "reindexing")
-        self.index = prefix_index(self.INDEX)
-
-    def _ensure(self):
-        if self.index in self._ready:
-            return
-        if not self.client.indices.exists(index=self.index):
-            self.client.indices.create(index=self.index, body={"mappings": self.MAPPING},
-                                       ignore=[400])
-        else:  # an index made by an older version lacks our fields
-            self.client.indices.put_mapping(index=self.index, body=self.MAPPING)
-        self._ready.add(self.index)
-
-    def set_bookmark(self, task_id, last_event_id=None, last_event_timestamp=None,
-                     completed=False, last_record_id=None, config_hash=None):
-        """Record the position (and whether the month is complete)."""
-        self._ensure()
-        # No refresh: bookmarks are read by id, and GET is real-time.
-        self.client.index(index=self.index, id=task_id, body={
-            "task_id": task_id, "last_event_id": last_event_id,
-            "last_event_timestamp": last_event_timestamp, "last_record_id": last_record_id,
-            "config_hash": config_hash, "completed": completed})
-
-    def get_bookmark(self, task_id, refresh_time=60):
-        """The bookmark document, or None."""
-        if not self.client.indices.exists(index=self.index):
-            return None
-        doc = self.client.get(index=self.index, id=task_id, ignore=[404])
-        return doc["_source"] if doc.get("found") else None
-
-    def delete_bookmark(self, task_id):
-        """Forget a month's progress."""
-        if self.client.indices.exists(index=self.index):
-            self.client.delete(index=self.index, id=task_id, ignore=[404], refresh=True)
-
-    reset_bookmark_to_beginning = delete_bookmark
-
-
-class _Copier:
-    """Server-side copy of one query's events from source to target, enriched."""
-
-    def __init__(self, service, source, target, extractor, result):
-        self.service, self.source, self.target = service, source, target
-        self.extractor, self.result = extractor, result
-        self.app = current_app._get_current_object()
-        mapping = service.client.indices.get_mapping(index=target)[target]["mappings"]
-        self.mapping = mapping.get("properties", {})
-
-    def copy(self, query, recids):
-        """Copy now; returns the number of events copied (safe in a worker thread)."""
-        with self.app.app_context():
-            params = server_side.group_params(sorted(recids), self.extractor, self.mapping)
-            response = current_search_client.reindex(body={
-                "source": {"index": self.source, "query": query,
-                           "size": min(max(self.service.batch_size, 1000), 10_000)},
-                "dest": {"index": self.target},
-                "script": server_side.script(params)},
-                refresh=False, wait_for_completion=True, request_timeout=3600)
-        server_side.raise_on_failures(response)
-        return response["total"]
-
-    def count(self, total):
-        """Account a finished copy in the month's result."""
-        if total:
-            self.result["processed"] += total
-            self.result["batches"] += 1
-
-    def __call__(self, query, recids):
-        """Copy and account, in the calling thread."""
-        self.count(self.copy(query, recids))
-
-
-class EventReindexingService:
+class EventReindexingService(MaintenanceMixin):
     """Migration of legacy view/download indices into enriched ``-v2.0.0`` indices."""
 
     def __init__(self, app=None):
@@ -172,8 +81,8 @@ class EventReindexingService:
         if "error" in names:
             return []
         months = sorted(n for n in names if not n.endswith(SUFFIX)
-                        and not n.startswith("backup-") and _month_of(n))
-        return [n for n in months if _matches(_month_of(n), month_filter)]
+                        and not n.startswith("backup-") and month_of(n))
+        return [n for n in months if matches_months(month_of(n), month_filter)]
 
     # -- health --------------------------------------------------------------
     def check_health_conditions(self):
@@ -208,7 +117,7 @@ class EventReindexingService:
             type_report = report["event_types"].setdefault(
                 event_type, {"processed": 0, "errors": 0, "months": {}})
             for source in self.get_monthly_indices(event_type, month_filter):
-                month = _month_of(source)
+                month = month_of(source)
                 result = self.migrate_monthly_index(event_type, source, month, max_batches,
                                                     delete_old_indices, fresh_start, progress)
                 type_report["months"][month] = result
@@ -243,10 +152,10 @@ class EventReindexingService:
             return result
         self._ensure_target(source_index, target)
         extractor = MetadataExtractor(self.subcount_configs)
-        copy = _Copier(self, source_index, target, extractor, result)
+        copy = GroupCopier(self, source_index, target, extractor, result)
         limit = max_batches or self.max_batches
         try:
-            self._copy_groups(copy, task_id, mark.get("last_record_id"), limit, progress)
+            copy.copy_groups(task_id, mark.get("last_record_id"), limit, progress)
             if not result["interrupted"]:
                 copy({"bool": {"must_not": {"exists": {"field": "recid"}}}}, [])
                 current = month == self.get_current_month()
@@ -259,54 +168,6 @@ class EventReindexingService:
         extractor.clear_cache()
         result["total_time"] = round(time.monotonic() - started, 3)
         return result
-
-    def _copy_groups(self, copy, task_id, after, limit, progress):
-        """Copy record groups, ``parallel`` in flight; bookmark strictly in order.
-
-        While the server copies one group, the next group's params are read
-        and its copy runs on the other core. The bookmark only moves past a
-        group when it and every group before it are done, so a kill redoes
-        at most the groups in flight (same ids: overwritten, not doubled).
-        """
-        result, bookmarks = copy.result, self.reindexing_bookmark_api
-        pending, submitted = deque(), 0
-
-        def mark(last_recid):  # in the single bookmark thread: writes stay in order
-            with copy.app.app_context():
-                bookmarks.set_bookmark(task_id, last_record_id=last_recid)
-
-        def settle_oldest():
-            group, future = pending.popleft()
-            copy.count(future.result())
-            marks.append(marker.submit(mark, group[-1]))
-            if progress:
-                progress(result["event_type"], result["month"], result["processed"])
-
-        marks = []
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool, \
-                ThreadPoolExecutor(max_workers=1) as marker:
-            try:
-                for group in server_side.record_groups(copy.service.client, copy.source,
-                                                       after, self.batch_size):
-                    if submitted >= limit:
-                        result["interrupted"] = True
-                        break
-                    health = self.check_health_conditions()
-                    if not health["is_healthy"]:
-                        result.update(interrupted=True, health_issue=health["reason"])
-                        break
-                    pending.append((group, pool.submit(copy.copy, {"terms": {"recid": group}},
-                                                       group)))
-                    submitted += 1
-                    if len(pending) >= self.parallel:
-                        settle_oldest()
-                while pending:
-                    settle_oldest()
-            finally:  # on error, later groups may finish but the bookmark stays behind
-                for _, future in pending:
-                    future.cancel()
-        for future in marks:
-            future.result()  # a failed bookmark write fails the month
 
     def _finish(self, event_type, month, source, target, current, task_id, result, delete_old):
         """Validate, then switch the aliases and mark the month complete."""
@@ -321,7 +182,9 @@ class EventReindexingService:
             self.switch_over_current_month_index(event_type, source, target)
         else:
             self.update_alias(event_type, month, source, target)
-        self.reindexing_bookmark_api.set_bookmark(task_id, completed=True)
+        self.reindexing_bookmark_api.set_bookmark(task_id, completed=True,
+                                                  config_hash=self.subcount_digest())
+        self.reindexing_bookmark_api.delete_bookmark(f"{event_type}-{month}-reenrich")
         result["completed"] = True
         if delete_old:
             self.delete_old_index(source)
@@ -417,7 +280,7 @@ class EventReindexingService:
         rows = []
         for event_type in EVENT_TYPES:
             for source in self.get_monthly_indices(event_type):
-                month = _month_of(source)
+                month = month_of(source)
                 target = f"{source}{SUFFIX}"
                 migrated = (self.client.count(index=target)["count"]
                             if self.client.indices.exists(index=target) else 0)
@@ -437,7 +300,7 @@ class EventReindexingService:
                 if target in seen or target == "error" or not target.endswith(SUFFIX):
                     continue
                 count = self.client.count(index=target)["count"]
-                rows.append({"event_type": event_type, "month": _month_of(target[:-len(SUFFIX)]),
+                rows.append({"event_type": event_type, "month": month_of(target[:-len(SUFFIX)]),
                              "source_index": f"{target[:-len(SUFFIX)]} (deleted)",
                              "index": target, "old_count": count, "migrated_count": count,
                              "remaining_count": 0, "state": "completed", "bookmark": None})
@@ -449,24 +312,3 @@ def _position(mark):
     if mark.get("last_record_id"):
         return f"after record {mark['last_record_id']}"
     return mark.get("last_event_timestamp")
-
-
-def _month_of(index_name):
-    parts = index_name.split("-")
-    if len(parts) < 2 or not (parts[-2].isdigit() and parts[-1].isdigit()):
-        return None
-    return f"{parts[-2]}-{parts[-1]}"
-
-
-def _matches(month, month_filter):
-    if not month_filter:
-        return True
-    filters = [month_filter] if isinstance(month_filter, str) else list(month_filter)
-    for item in filters:
-        if ":" in item:
-            start, end = item.split(":", 1)
-            if start <= month <= end:
-                return True
-        elif item == month:
-            return True
-    return False

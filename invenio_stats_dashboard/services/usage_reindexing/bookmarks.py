@@ -1,0 +1,62 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""Migration and re-enrichment positions in ``stats-bookmarks-reindexing``."""
+
+from invenio_search.utils import prefix_index
+
+from ...aggregations.bookmarks import CommunityBookmarkAPI
+
+
+class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
+    """Migration positions: one document per ``<type>-YYYY-MM-reindexing`` task.
+
+    Upstream's fields are kept; ours are ``last_record_id`` (groups are
+    copied in ``recid`` order, so a resumed run continues after it) and
+    ``config_hash`` (the subcount definition a re-enrichment used).
+    """
+
+    INDEX = "stats-bookmarks-reindexing"
+    MAPPING = {"dynamic": "strict", "properties": {
+        "task_id": {"type": "keyword"}, "last_event_id": {"type": "keyword"},
+        "last_event_timestamp": {"type": "date", "format": "date_optional_time"},
+        "last_record_id": {"type": "keyword"}, "config_hash": {"type": "keyword"},
+        "completed": {"type": "boolean"}}}
+    _ready = set()
+
+    def __init__(self, client=None):
+        """Bind to the reindexing bookmark index."""
+        super().__init__(client, "reindexing")
+        self.index = prefix_index(self.INDEX)
+
+    def _ensure(self):
+        if self.index in self._ready:
+            return
+        if not self.client.indices.exists(index=self.index):
+            self.client.indices.create(index=self.index, body={"mappings": self.MAPPING},
+                                       ignore=[400])
+        else:  # an index made by an older version lacks our fields
+            self.client.indices.put_mapping(index=self.index, body=self.MAPPING)
+        self._ready.add(self.index)
+
+    def set_bookmark(self, task_id, last_event_id=None, last_event_timestamp=None,
+                     completed=False, last_record_id=None, config_hash=None):
+        """Record the position (and whether the month is complete)."""
+        self._ensure()
+        # No refresh: bookmarks are read by id, and GET is real-time.
+        self.client.index(index=self.index, id=task_id, body={
+            "task_id": task_id, "last_event_id": last_event_id,
+            "last_event_timestamp": last_event_timestamp, "last_record_id": last_record_id,
+            "config_hash": config_hash, "completed": completed})
+
+    def get_bookmark(self, task_id, refresh_time=60):
+        """The bookmark document, or None."""
+        if not self.client.indices.exists(index=self.index):
+            return None
+        doc = self.client.get(index=self.index, id=task_id, ignore=[404])
+        return doc["_source"] if doc.get("found") else None
+
+    def delete_bookmark(self, task_id):
+        """Forget a month's progress."""
+        if self.client.indices.exists(index=self.index):
+            self.client.delete(index=self.index, id=task_id, ignore=[404], refresh=True)
+
+    reset_bookmark_to_beginning = delete_bookmark

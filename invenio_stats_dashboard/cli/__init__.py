@@ -10,6 +10,7 @@ import click
 from .community_events_cli import community_events_cli
 from .processes_cli import processes_cli
 from .usage_events_cli import usage_events_cli
+from . import usage_events_generate_cli, usage_events_maintenance_cli  # noqa: F401,I001
 
 
 @click.group(name="community-stats")

@@ -8,7 +8,14 @@ import click
 from ..exceptions import InvalidInputError
 from ..proxies import current_event_reindexing_service
 from ..services.usage_reindexing.months import EVENT_TYPES, matches_months
-from .common import command_errors, forward_options, invenio_argv, launch_background, require_enabled
+from .common import (
+    Progress,
+    command_errors,
+    forward_options,
+    invenio_argv,
+    launch_background,
+    require_enabled,
+)
 
 PROCESS_NAME = "event-migration"
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -80,11 +87,20 @@ def migrate_command(event_types, max_batches, batch_size, max_memory_percent,
                 click.echo(f"  {row['source_index']}: {row['old_count']} events, "
                            f"{row['remaining_count']} remaining ({row['state']})")
         return
-    report = service.reindex_events(event_types=list(event_types) or None,
-                                    max_batches=max_batches,
-                                    delete_old_indices=delete_old_indices,
-                                    fresh_start=fresh_start, month_filter=months or None)
-    _echo_report(report)
+    rows = [r for r in service.count_total_events()
+            if r["event_type"] in (event_types or EVENT_TYPES) and _in(r["month"], months)]
+    progress = MonthProgress("Migrating events",
+                             sum(r["old_count"] if fresh_start else r["remaining_count"]
+                                 for r in rows))
+    try:
+        report = service.reindex_events(event_types=list(event_types) or None,
+                                        max_batches=max_batches,
+                                        delete_old_indices=delete_old_indices,
+                                        fresh_start=fresh_start, month_filter=months or None,
+                                        progress=progress)
+    finally:
+        progress.close()
+    echo_report(report)
     if report["total_errors"]:
         raise click.ClickException(f"{report['total_errors']} month(s) failed validation; "
                                    "they will be retried on the next run")
@@ -94,13 +110,33 @@ def _in(month, months):
     return matches_months(month, months or None)
 
 
-def _echo_report(report):
+class MonthProgress(Progress):
+    """Adapts the services' ``(event_type, month, processed)`` callback to one bar."""
+
+    def __init__(self, label, total):
+        """``total`` events expected over all months."""
+        super().__init__(label)
+        self.total, self.base, self.key, self.last = total, 0, None, 0
+
+    def __call__(self, event_type, month, processed):
+        """Progress within a month; months add up."""
+        if (event_type, month) != self.key:
+            self.base, self.key, self.last = self.base + self.last, (event_type, month), 0
+        self.last = processed
+        super().__call__(min(self.base + processed, self.total), self.total)
+
+
+def echo_report(report, verb="copied"):
+    """Per month outcome lines and a summary (migration and re-enrichment)."""
     for event_type, type_report in report["event_types"].items():
         for month, r in sorted(type_report["months"].items()):
             state = ("✅ completed" if r["completed"] else
                      "⏸️ interrupted" if r["interrupted"] else "❌ failed")
+            if r.get("skipped"):
+                click.echo(f"{event_type} {month}: ✅ already done")
+                continue
             counts = (r.get("validation") or {}).get("document_counts", {})
-            click.echo(f"{event_type} {month}: {state}; copied {r['processed']} events in "
+            click.echo(f"{event_type} {month}: {state}; {verb} {r['processed']} events in "
                        f"{r['batches']} batches ({r.get('total_time', 0):.1f} s)"
                        + (f"; source {counts['source']} = target {counts['target']}"
                           if counts and r["completed"] else ""))
@@ -172,3 +208,15 @@ def status_command():
     total = sum(r["old_count"] for r in rows)
     migrated = sum(r["migrated_count"] for r in rows)
     click.echo(f"Total: {total} events, {migrated} migrated, {total - migrated} remaining")
+    service = current_event_reindexing_service._get_current_object()
+    digest = service.subcount_digest()
+    done = [r for r in rows if r["state"] == "completed"]
+    stale = [r for r in done
+             if not service.enrichment_is_current(r["event_type"], r["month"], digest)]
+    click.echo(f"Enrichment: {len(done) - len(stale)} of {len(done)} migrated months use the "
+               f"current subcount configuration ({digest})")
+    if stale:
+        names = [f"{r['event_type']} {r['month']}" for r in stale]
+        click.echo("  Out of date: " + ", ".join(names[:6])
+                   + (f" and {len(names) - 6} more" if len(names) > 6 else ""))
+        click.echo("  Run: invenio community-stats usage-events re-enrich")

@@ -13,6 +13,7 @@ it.
 
 import hashlib
 import json
+import time
 
 from .copier import GroupCopier
 from .enrichment import MetadataExtractor
@@ -78,6 +79,7 @@ class MaintenanceMixin:
                                fresh_start=False, progress=None):
         """One month, in place, from its bookmark."""
         task_id = f"{event_type}-{month}-reenrich"
+        started = time.monotonic()
         bookmarks = self.reindexing_bookmark_api
         result = {"month": month, "event_type": event_type, "source_index": index,
                   "target_index": index, "processed": 0, "batches": 0, "completed": False,
@@ -100,6 +102,7 @@ class MaintenanceMixin:
                 result["completed"] = True
         except Exception as exc:  # the bookmark stays at the last finished group
             result["errors"].append(f"{type(exc).__name__}: {exc}")
+        result["total_time"] = round(time.monotonic() - started, 3)
         return result
 
     def cleanup_old_indices(self, event_types=None, dry_run=False):

@@ -1,0 +1,167 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""usage-events generate / generate-background / re-enrich / cleanup-old-indices /
+remove-backup-aliases.
+
+Runs after ``test_usage_migration`` (file order) on months of 2023, which no
+other module uses. Expected counts come from the request and the database,
+not from the command's output.
+"""
+
+import time
+
+import pytest
+from invenio_rdm_records.proxies import current_rdm_records_service
+from invenio_rdm_records.records.models import RDMRecordMetadata
+from invenio_search.proxies import current_search_client
+from invenio_search.utils import prefix_index
+
+from invenio_stats_dashboard.cli import cli
+from invenio_stats_dashboard.proxies import current_event_reindexing_service
+from invenio_stats_dashboard.utils.process_manager import ProcessManager
+
+JAN, FEB = "2023-01", "2023-02"
+
+
+def run(app, *args, input=None):
+    return app.test_cli_runner().invoke(cli, list(args), input=input)
+
+
+def count(stem, month):
+    name = prefix_index(f"events-stats-{stem}-{month}")
+    if not current_search_client.indices.exists(index=name):
+        return 0
+    current_search_client.indices.refresh(index=name)
+    return current_search_client.count(index=name)["count"]
+
+
+def oldest_records(n):
+    """Oracle: the ``n`` oldest live record versions and whether each has files."""
+    record_cls = current_rdm_records_service.record_cls
+    picked = []
+    for row in RDMRecordMetadata.query.all():
+        if not row.data or "id" not in row.data:
+            continue
+        record = record_cls(row.data, model=row)
+        if record.deletion_status.is_deleted:
+            continue
+        picked.append((row.created, row.data["id"], bool(record.files.enabled and len(record.files))))
+    return [(recid, has) for _, recid, has in sorted(picked)[:n]]
+
+
+@pytest.fixture(scope="module")
+def generated(services, records):
+    """Three views per record for the 4 oldest records in January 2023."""
+    current_search_client.indices.refresh(index=prefix_index("rdmrecords-records"))
+    picked = oldest_records(4)
+    with_files = sum(1 for _, has in picked if has)
+    assert 0 < with_files < 4  # both kinds are exercised
+    before = count("record-view", JAN), count("file-download", JAN)
+    result = run(services, "usage-events", "generate", "--max-records", "4",
+                 "--events-per-record", "3", "--event-start-date", "2023-01-01",
+                 "--event-end-date", "2023-01-31", "--yes-i-know")
+    assert result.exit_code == 0, result.output
+    return {"views": 4 * 3, "downloads": 3 * with_files, "before": before,
+            "output": result.output}
+
+
+def test_generate_indexes_exactly_the_requested_events(generated):
+    assert count("record-view", JAN) - generated["before"][0] == generated["views"], generated["output"]
+    assert count("file-download", JAN) - generated["before"][1] == generated["downloads"]
+    assert f"Indexed: {generated['views'] + generated['downloads']} events" in generated["output"]
+
+
+def test_generate_prompt_dry_run_and_bad_input(services, generated):
+    before = count("record-view", JAN)
+    result = run(services, "usage-events", "generate", "--max-records", "1",
+                 "--event-start-date", "2023-01-01", "--event-end-date", "2023-01-31", input="n\n")
+    assert result.exit_code == 0 and "Operation cancelled by user." in result.output
+    result = run(services, "usage-events", "generate", "--max-records", "2",
+                 "--events-per-record", "2", "--dry-run")
+    assert result.exit_code == 0 and "Generated: 4 views" in result.output
+    result = run(services, "usage-events", "generate", "--event-start-date", "2023-02-30",
+                 "--yes-i-know")
+    assert result.exit_code == 1 and "Malformed --event-start-date" in result.output
+    result = run(services, "usage-events", "generate", "--event-start-date", "2023-02-02",
+                 "--event-end-date", "2023-02-01", "--yes-i-know")
+    assert result.exit_code == 1 and "is after" in result.output
+    assert count("record-view", JAN) == before  # nothing written by any of these
+
+
+def test_generate_background_job(services, generated, child_env, tmp_path):
+    before = count("record-view", FEB)
+    result = run(services, "usage-events", "generate-background", "--max-records", "2",
+                 "--events-per-record", "2", "--event-start-date", "2023-02-01",
+                 "--event-end-date", "2023-02-28", "--yes-i-know", "--pid-dir", str(tmp_path))
+    assert result.exit_code == 0 and "usage-event-generation" in result.output, result.output
+    job = ProcessManager("usage-event-generation", tmp_path)
+    deadline = time.monotonic() + 180
+    while (status := job.status() or {}).get("running", True):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)
+    assert status["status"] == "finished", "".join(job.read_log(100))
+    assert count("record-view", FEB) - before == 4
+
+
+def test_reenrich_cli(services, generated):
+    service = current_event_reindexing_service._get_current_object()
+    report = service.reindex_events(month_filter=JAN)
+    assert report["completed"], report
+    result = run(services, "usage-events", "re-enrich", "-m", JAN, "--dry-run")
+    assert result.exit_code == 0 and result.output.count("current") == 2, result.output
+    result = run(services, "usage-events", "re-enrich", "-m", JAN)  # nothing out of date
+    assert result.exit_code == 0 and "already done" in result.output
+    result = run(services, "usage-events", "re-enrich", "-m", JAN, "-e", "view", "--fresh-start")
+    views = count("record-view", JAN)
+    assert result.exit_code == 0 and f"re-enriched {views} events" in result.output, result.output
+    result = run(services, "usage-events", "re-enrich", "-m", "2023-13")
+    assert result.exit_code == 1 and "Malformed month" in result.output
+    result = run(services, "usage-events", "re-enrich", "-m", "1999-01")
+    assert result.exit_code == 1 and "No migrated" in result.output
+
+
+def test_cleanup_old_indices_deletes_only_verified_months(services, generated):
+    service = current_event_reindexing_service._get_current_object()
+    if not service.reindexing_bookmark_api.get_bookmark(f"view-{JAN}-reindexing"):
+        assert service.reindex_events(month_filter=JAN)["completed"]
+    # February: stock index, an enriched twin that misses an event, no completed bookmark.
+    feb = prefix_index(f"events-stats-record-view-{FEB}")
+    assert count("record-view", FEB) > 0
+    current_search_client.indices.create(index=f"{feb}-v2.0.0", ignore=[400])
+    alias = prefix_index("events-stats-record-view")
+    current_search_client.indices.refresh(index=alias)
+    reads_before = current_search_client.count(index=alias)["count"]
+    jan = prefix_index(f"events-stats-record-view-{JAN}")
+
+    result = run(services, "usage-events", "cleanup-old-indices", "-e", "view", "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = lines.index(f"  {jan} → {jan}-v2.0.0")
+    assert "[OK] Would delete" in lines[at + 1]
+    at = lines.index(f"  {feb} → {feb}-v2.0.0")
+    assert "[WARNING] Kept: migration not completed" in lines[at + 1]
+    assert current_search_client.indices.exists(index=jan)
+
+    result = run(services, "usage-events", "cleanup-old-indices", "-e", "view")
+    assert result.exit_code == 0 and "[OK] Deleted successfully" in result.output
+    assert not current_search_client.indices.exists(index=jan)
+    assert current_search_client.indices.exists(index=feb)
+    current_search_client.indices.refresh(index=alias)
+    assert current_search_client.count(index=alias)["count"] == reads_before  # reads unchanged
+    current_search_client.indices.delete(index=f"{feb}-v2.0.0")
+
+
+def test_remove_backup_aliases(services):
+    alias = prefix_index("events-stats-record-view")
+    backup = f"{alias}-2023-03-backup"
+    current_search_client.indices.create(index=backup, body={"aliases": {alias: {}}})
+    try:
+        result = run(services, "usage-events", "remove-backup-aliases", "--dry-run")
+        assert result.exit_code == 0 and f"Would remove {alias} from {backup}" in result.output
+        assert current_search_client.indices.exists_alias(name=alias, index=backup)
+        result = run(services, "usage-events", "remove-backup-aliases")
+        assert result.exit_code == 0 and f"[OK] Removed {alias} from {backup}" in result.output
+        assert not current_search_client.indices.exists_alias(name=alias, index=backup)
+        result = run(services, "usage-events", "remove-backup-aliases")
+        assert "No backup index has aliases" in result.output
+    finally:
+        current_search_client.indices.delete(index=backup, ignore=[404])

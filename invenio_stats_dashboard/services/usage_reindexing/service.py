@@ -111,9 +111,17 @@ class EventReindexingService(MaintenanceMixin):
         """Migrate every selected month; returns the run report."""
         report = {"total_processed": 0, "total_errors": 0, "event_types": {},
                   "health_issues": [], "completed": True, "error": None, "pending": []}
-        for event_type in event_types or list(EVENT_TYPES):
-            if event_type not in EVENT_TYPES:
-                continue
+        types = [t for t in event_types or list(EVENT_TYPES) if t in EVENT_TYPES]
+        # Create every current-month target first: live events start going
+        # there, and the routing-TTL waits of the types overlap, not add up.
+        current = self.get_current_month()
+        for event_type in types:
+            for source in self.get_monthly_indices(event_type, current):
+                mark = self.reindexing_bookmark_api.get_bookmark(
+                    f"{event_type}-{current}-reindexing") or {}
+                if matches_months(current, month_filter) and not mark.get("completed"):
+                    self._ensure_target(source, f"{source}{SUFFIX}")
+        for event_type in types:
             type_report = report["event_types"].setdefault(
                 event_type, {"processed": 0, "errors": 0, "months": {}})
             for source in self.get_monthly_indices(event_type, month_filter):

@@ -62,6 +62,20 @@ class RecordTarget:
         return cls.from_record(item._record, created)
 
 
+def view_event(target, when, session, referrer=None, ip_address=PUBLIC_IPS[0]):
+    """A raw view event as the stock RDM 13 builder emits it (naive UTC timestamp)."""
+    return {"timestamp": when.astimezone(timezone.utc).replace(tzinfo=None).isoformat(),
+            "recid": target.recid, "parent_recid": target.parent_recid, "referrer": referrer,
+            "via_api": False, "ip_address": ip_address, "user_agent": BROWSER_UA,
+            "user_id": "", "session_id": session}
+
+
+def download_event(target, when, file, session, **extra):
+    """A raw download event of ``file`` (dict with bucket_id, file_id, key, size)."""
+    return {**view_event(target, when, session, **extra), "bucket_id": file["bucket_id"],
+            "file_id": file["file_id"], "file_key": file["key"], "size": file["size"]}
+
+
 def plan_events(targets, per_record, start=None, end=None, seed=0,
                 download_ratio=0.5, visitors=200):
     """Plan view and download events for ``targets``.
@@ -91,32 +105,15 @@ def plan_events(targets, per_record, start=None, end=None, seed=0,
         for _ in range(per_record):
             when = lo + timedelta(seconds=rng.uniform(0, span))
             session = f"visitor-{rng.randrange(visitors)}"
-            base = {
-                "recid": target.recid,
-                "parent_recid": target.parent_recid,
-                "referrer": rng.choice(REFERRERS),
-                "via_api": False,
-                "ip_address": rng.choice(PUBLIC_IPS),
-                "user_agent": BROWSER_UA,
-                "user_id": "",
-                "session_id": session,
-            }
+            extra = {"referrer": rng.choice(REFERRERS), "ip_address": rng.choice(PUBLIC_IPS)}
             if _unique(f"view-{target.recid}", session, when):
-                planned["record-view"].append(
-                    {**base, "timestamp": when.replace(tzinfo=None).isoformat()}
-                )
+                planned["record-view"].append(view_event(target, when, session, **extra))
             if target.files and rng.random() < download_ratio:
                 f = rng.choice(target.files)
                 dl_when = min(when + timedelta(seconds=rng.randint(5, 600)), end)
                 if _unique(f"dl-{f['bucket_id']}-{f['file_id']}", session, dl_when):
-                    planned["file-download"].append({
-                        **base,
-                        "timestamp": dl_when.replace(tzinfo=None).isoformat(),
-                        "bucket_id": f["bucket_id"],
-                        "file_id": f["file_id"],
-                        "file_key": f["key"],
-                        "size": f["size"],
-                    })
+                    planned["file-download"].append(
+                        download_event(target, dl_when, f, session, **extra))
     return planned
 
 

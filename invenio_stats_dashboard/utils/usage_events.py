@@ -17,11 +17,12 @@ from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
 
 from ..demo.usage_events import (
-    BROWSER_UA,
     PUBLIC_IPS,
     RecordTarget,
+    download_event,
     index_events,
     plan_events,
+    view_event,
 )
 from ..services.usage_reindexing.enrichment import (
     MembershipIntervals,
@@ -42,15 +43,11 @@ class UsageEventFactory:
 
     def make_view_event(self, target, when, session="visitor-0"):
         """One raw view event of ``target`` (a ``RecordTarget``) at ``when``."""
-        return {"timestamp": _naive(when), "recid": target.recid,
-                "parent_recid": target.parent_recid, "referrer": None, "via_api": False,
-                "ip_address": PUBLIC_IPS[0], "user_agent": BROWSER_UA, "user_id": "",
-                "session_id": session}
+        return view_event(target, arrow.get(when).datetime, session)
 
     def make_download_event(self, target, when, file, session="visitor-0"):
         """One raw download event of ``file`` (dict with bucket_id, file_id, key, size)."""
-        return {**self.make_view_event(target, when, session), "bucket_id": file["bucket_id"],
-                "file_id": file["file_id"], "file_key": file["key"], "size": file["size"]}
+        return download_event(target, arrow.get(when).datetime, file, session)
 
     def select_records(self, start_date=None, end_date=None, max_records=0):
         """Published, non-deleted record versions created in the range, oldest first."""
@@ -119,8 +116,4 @@ class UsageEventFactory:
         if not dry_run:
             result.update(self.index_usage_events(planned))
         return result
-
-
-def _naive(when):
-    return arrow.get(when).to("utc").naive.isoformat()
 

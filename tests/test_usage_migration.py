@@ -30,6 +30,7 @@ from invenio_stats_dashboard.services import events_log as log
 
 from oracles import wipe_log
 
+ROBOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 FILE_TYPES = {"a.csv": "csv", "b.TXT": "txt", "c.tar.gz": "gz"}
 MONTHS = [arrow.utcnow().shift(months=-k).floor("month") for k in (4, 3, 2)]
 RANGE = f"{MONTHS[0].format('YYYY-MM')}:{MONTHS[-1].format('YYYY-MM')}"
@@ -62,13 +63,18 @@ def data(services, make_record, communities):
     planned = plan_events(targets, per_record=60, start=m0.datetime,
                           end=(m2.shift(months=1).datetime - timedelta(seconds=1)), seed=11,
                           download_ratio=1.0)
+    robots = set()  # every 7th event comes from a crawler: flagged, kept, migrated as such
+    for event_type, events in planned.items():
+        for event in events[::7]:
+            event["user_agent"] = ROBOT_UA
+            robots.add((event_type, event["recid"], event["timestamp"][:19]))
     index_events(planned)
     current_search_client.indices.refresh(index=prefix_index("events-stats-*"))
     per_record = Counter((t, e["timestamp"][:7], e["recid"]) for t, events in planned.items()
                          for e in events)
     assert min(per_record.values()) > 5
     return {"ids": ids, "changes": changes, "expected": expected_counts(planned),
-            "per_record": per_record,
+            "per_record": per_record, "robots": robots,
             "alpha": alpha, "beta": beta}
 
 
@@ -105,6 +111,7 @@ def test_migration_copies_and_enriches_every_event(data, service):
     assert sum(n for (t, m), n in data["expected"].items() if m in months) > 3 * 2 * 30
     report = service.reindex_events(month_filter=RANGE, fresh_start=True)
     assert report["completed"] and report["total_errors"] == 0, report
+    robots_seen = 0
     for (event_type, month), count in data["expected"].items():
         stem = "record-view" if event_type == "record-view" else "file-download"
         source = prefix_index(f"events-stats-{stem}-{month}")
@@ -116,6 +123,9 @@ def test_migration_copies_and_enriches_every_event(data, service):
         assert set(src) == set(dst)  # same ids: nothing duplicated or invented
         for _id, doc in dst.items():
             assert doc["timestamp"] == src[_id]["timestamp"]
+            robot = (event_type, doc["recid"], doc["timestamp"][:19]) in data["robots"]
+            assert doc["is_robot"] is robot, doc
+            robots_seen += robot
             assert doc["community_ids"] == expected_communities(
                 data["changes"], doc["recid"], doc["timestamp"]), (doc["recid"], doc["timestamp"])
             if doc["recid"] == data["ids"]["r1"]:
@@ -132,6 +142,7 @@ def test_migration_copies_and_enriches_every_event(data, service):
         assert not current_search_client.indices.exists_alias(name=alias, index=source)
     assert any(expected_communities(data["changes"], data["ids"]["r1"], m.shift(days=20)) == []
                for m in MONTHS)  # the removal interval is really exercised
+    assert robots_seen == len(data["robots"]) > 10
 
 
 def test_interrupted_run_resumes_from_its_bookmark(data, service):

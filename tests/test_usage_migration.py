@@ -145,7 +145,7 @@ def test_migration_copies_and_enriches_every_event(data, service):
     assert robots_seen == len(data["robots"]) > 10
 
 
-def test_interrupted_run_resumes_from_its_bookmark(data, service):
+def test_interrupted_run_resumes_from_its_bookmark(data, services, service):
     first = service.reindex_events(event_types=["view"], month_filter=RANGE, fresh_start=True,
                                    max_batches=2)
     assert not first["completed"]
@@ -156,6 +156,9 @@ def test_interrupted_run_resumes_from_its_bookmark(data, service):
     first_two = {m: sum(per_record[("record-view", m, r)] for r in sorted(data["ids"].values())[:2])
                  for m in months}
     assert all(r["interrupted"] and r["processed"] == first_two[m] for m, r in months.items())
+    status = services.test_cli_runner().invoke(cli, ["usage-events", "status"])
+    second_recid = sorted(data["ids"].values())[1]
+    assert status.exit_code == 0 and f"in progress  after record {second_recid}" in status.output
     second = service.reindex_events(event_types=["view"], month_filter=RANGE, max_batches=1000)
     assert second["completed"]
     for month, r in second["event_types"]["view"]["months"].items():
@@ -246,6 +249,12 @@ def test_async_task_clear_bookmarks_and_progress(data, services, service):
                                  "--confirm"])
     assert result.exit_code == 0 and f"view-{month}-reindexing" in result.output
     assert service.reindexing_bookmark_api.get_bookmark(f"view-{month}-reindexing") is None
+    # The form upstream's setup guide writes (options upstream itself rejects).
+    assert service.reindexing_bookmark_api.get_bookmark(f"view-{MONTHS[1].format('YYYY-MM')}-reindexing")
+    result = runner.invoke(cli, ["usage-events", "clear-bookmarks", "--months",
+                                 MONTHS[1].format("YYYY-MM"), "--event-types", "view",
+                                 "--fresh-start", "--confirm"])
+    assert result.exit_code == 0 and "Cleared 1 bookmark(s)" in result.output, result.output
     result = runner.invoke(cli, ["usage-events", "clear-bookmarks", "-m", "2024-99", "--confirm"])
     assert result.exit_code == 1 and "Malformed month" in result.output
 

@@ -166,13 +166,19 @@ def migrate_background_command(event_types, max_batches, batch_size, max_memory_
 
 
 @usage_events_cli.command("clear-bookmarks")
-@click.option("--event-type", "-e", type=click.Choice(sorted(EVENT_TYPES)),
+@click.option("--event-type", "--event-types", "-e", type=click.Choice(sorted(EVENT_TYPES)),
               help="Only this type (default both).")
-@click.option("--month", "-m", help="Only this month (YYYY-MM).")
+@click.option("--month", "--months", "-m", help="Only this month (YYYY-MM).")
 @click.option("--confirm", is_flag=True, help="Do not ask.")
+@click.option("--fresh-start", is_flag=True, hidden=True,
+              help="Accepted as upstream's guide writes it; clearing is a fresh start.")
 @command_errors
-def clear_bookmarks_command(event_type, month, confirm):
-    """Forget migration positions so months start over on the next run."""
+def clear_bookmarks_command(event_type, month, confirm, fresh_start):
+    """Forget migration positions so months start over on the next run.
+
+    ``--event-types``/``--months``/``--fresh-start`` are accepted because
+    upstream's setup guide uses them (upstream itself rejects them).
+    """
     require_enabled()
     if month:
         validate_months([month])
@@ -193,18 +199,28 @@ def clear_bookmarks_command(event_type, month, confirm):
 
 
 @usage_events_cli.command("status")
+@click.option("--show-bookmarks", is_flag=True, hidden=True)
+@click.option("--show-indices", is_flag=True, hidden=True)
+@click.option("--show-incomplete", is_flag=True, hidden=True)
+@click.option("--show-completed", is_flag=True, hidden=True)
+@click.option("--show-not-started", is_flag=True, hidden=True)
 @command_errors
-def status_command():
-    """Per type and month: source count, migrated count, remaining, state."""
+def status_command(**_upstream_flags):
+    """Per type and month: source count, migrated count, remaining, state, bookmark.
+
+    Upstream's ``--show-*`` flags are accepted; everything is always shown.
+    """
     require_enabled()
     rows = current_event_reindexing_service.count_total_events()
-    header = f"{'type':<9}{'month':<9}{'source':>9}{'migrated':>10}{'remaining':>11}  state"
+    header = (f"{'type':<9}{'month':<9}{'source':>9}{'migrated':>10}{'remaining':>11}  "
+              f"{'state':<12} bookmark")
     click.echo("Migration Status")
     click.echo(header)
     click.echo("-" * len(header))
     for r in rows:
         click.echo(f"{r['event_type']:<9}{r['month']:<9}{r['old_count']:>9}"
-                   f"{r['migrated_count']:>10}{r['remaining_count']:>11}  {r['state']}")
+                   f"{r['migrated_count']:>10}{r['remaining_count']:>11}  {r['state']:<12} "
+                   f"{r['bookmark'] or '-'}")
     total = sum(r["old_count"] for r in rows)
     migrated = sum(r["migrated_count"] for r in rows)
     click.echo(f"Total: {total} events, {migrated} migrated, {total - migrated} remaining")

@@ -67,18 +67,18 @@ class GroupCopier:
         group when it and every group before it are done, so a kill redoes
         at most the groups in flight (same ids: overwritten, not doubled).
         """
-        service, copy = self.service, self
-        result, bookmarks = self.result, service.reindexing_bookmark_api
+        service, result = self.service, self.result
+        bookmarks = service.reindexing_bookmark_api
         pending, submitted = deque(), 0
 
         def mark(last_recid):  # in the single bookmark thread: writes stay in order
-            with copy.app.app_context():
+            with self.app.app_context():
                 bookmarks.set_bookmark(task_id, last_record_id=last_recid,
                                        config_hash=config_hash)
 
         def settle_oldest():
             group, future = pending.popleft()
-            copy.count(future.result())
+            self.count(future.result())
             marks.append(marker.submit(mark, group[-1]))
             if progress:
                 progress(result["event_type"], result["month"], result["processed"])
@@ -96,7 +96,7 @@ class GroupCopier:
                     if not health["is_healthy"]:
                         result.update(interrupted=True, health_issue=health["reason"])
                         break
-                    pending.append((group, pool.submit(copy.copy, {"terms": {"recid": group}},
+                    pending.append((group, pool.submit(self.copy, {"terms": {"recid": group}},
                                                        group)))
                     submitted += 1
                     if len(pending) >= service.parallel:

@@ -165,3 +165,60 @@ def test_remove_backup_aliases(services):
         assert "No backup index has aliases" in result.output
     finally:
         current_search_client.indices.delete(index=backup, ignore=[404])
+
+
+def test_a_failing_month_keeps_its_source_and_is_retried(services, records):
+    """An event the enriched mapping rejects fails its month; fixed, the next run completes."""
+    service = current_event_reindexing_service._get_current_object()
+    month = "2022-05"
+    source = prefix_index(f"events-stats-file-download-{month}")
+    target = f"{source}-v2.0.0"
+    recid = records["one_file"].id
+    current_search_client.indices.create(index=source, body={  # a loosely mapped legacy month
+        "mappings": {"properties": {"size": {"type": "keyword"}}}})
+    events = [{"timestamp": f"{month}-0{d}T10:00:00", "recid": recid, "file_key": "x.csv",
+               "size": str(d), "is_robot": False, "unique_id": f"u{d}"} for d in range(1, 6)]
+    events[2]["size"] = "not a number"  # the enriched mapping has size: long
+    for n, event in enumerate(events):
+        current_search_client.index(index=source, id=f"bad-{n}", body=event)
+    current_search_client.indices.refresh(index=source)
+    try:
+        report = service.reindex_events(event_types=["download"], month_filter=month)
+        result = report["event_types"]["download"]["months"][month]
+        assert not report["completed"] and report["total_errors"] >= 1
+        assert not result["completed"] and "failed on the server" in result["errors"][0]
+        assert current_search_client.count(index=source)["count"] == 5  # untouched
+        alias = prefix_index("events-stats-file-download")
+        assert not current_search_client.indices.exists_alias(name=alias, index=target)
+        mark = service.reindexing_bookmark_api.get_bookmark(f"download-{month}-reindexing")
+        assert not (mark or {}).get("completed")
+
+        current_search_client.update(index=source, id="bad-2", body={"doc": {"size": "3"}},
+                                     refresh=True)
+        report = service.reindex_events(event_types=["download"], month_filter=month)
+        assert report["completed"] and report["total_errors"] == 0, report
+        assert current_search_client.count(index=target)["count"] == 5
+        assert current_search_client.indices.exists_alias(name=alias, index=target)
+    finally:
+        for index in (source, target):
+            current_search_client.indices.delete(index=index, ignore=[404])
+
+
+def test_validation_really_fails(services, generated):
+    """Counts and sampled fields: a missing or altered event is reported."""
+    service = current_event_reindexing_service._get_current_object()
+    source = prefix_index(f"events-stats-record-view-{FEB}")
+    target = f"{source}-v2.0.0"
+    current_search_client.indices.delete(index=target, ignore=[404])
+    service.reindexing_bookmark_api.delete_bookmark(f"view-{FEB}-reindexing")
+    assert service.reindex_events(event_types=["view"], month_filter=FEB)["completed"]
+    assert service.validate_enriched_data(source, target)["success"]
+    ids = [h["_id"] for h in current_search_client.search(index=target, body={"size": 2})[
+        "hits"]["hits"]]
+    current_search_client.delete(index=target, id=ids[0], refresh=True)
+    current_search_client.update(index=target, id=ids[1], refresh=True,
+                                 body={"doc": {"visitor_id": "someone-else"}})
+    result = service.validate_enriched_data(source, target, sample_size=1000)
+    assert not result["success"]
+    assert any("1 of" in e and "missing" in e for e in result["errors"])
+    assert any(f"event {ids[1]}: field visitor_id differs" in e for e in result["errors"])

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
 from invenio_search.proxies import current_search_client
+from opensearchpy.exceptions import TransportError
 
 from . import server_side
 
@@ -34,18 +35,23 @@ class GroupCopier:
         with self.app.app_context():
             params = server_side.group_params(sorted(recids), self.extractor, self.mapping)
             size = min(max(self.service.batch_size, 1000), 10_000)
-            if self.source == self.target:  # re-enrichment in place
-                response = current_search_client.update_by_query(
-                    index=self.target, body={"query": query,
-                                             "script": server_side.script(params)},
-                    conflicts="proceed", scroll_size=size, refresh=False,
-                    wait_for_completion=True, request_timeout=3600)
-            else:
-                response = current_search_client.reindex(body={
-                    "source": {"index": self.source, "query": query, "size": size},
-                    "dest": {"index": self.target},
-                    "script": server_side.script(params)},
-                    refresh=False, wait_for_completion=True, request_timeout=3600)
+            try:
+                if self.source == self.target:  # re-enrichment in place
+                    response = current_search_client.update_by_query(
+                        index=self.target, body={"query": query,
+                                                 "script": server_side.script(params)},
+                        conflicts="proceed", scroll_size=size, refresh=False,
+                        wait_for_completion=True, request_timeout=3600)
+                else:
+                    response = current_search_client.reindex(body={
+                        "source": {"index": self.source, "query": query, "size": size},
+                        "dest": {"index": self.target},
+                        "script": server_side.script(params)},
+                        refresh=False, wait_for_completion=True, request_timeout=3600)
+            except TransportError as exc:  # rejected documents come back as a 400
+                if isinstance(exc.info, dict) and exc.info.get("failures"):
+                    server_side.raise_on_failures(exc.info)
+                raise
         server_side.raise_on_failures(response)
         return response["total"]
 

@@ -146,7 +146,8 @@ def raise_on_failures(response):
     """A server-side copy with failures must not count as done."""
     failures = response.get("failures") or []
     if failures:
-        first = failures[0]
-        raise RuntimeError(f"{len(failures)} events failed on the server, first: "
-                           f"{first.get('cause', first)}")
+        cause = failures[0].get("cause", failures[0])
+        if isinstance(cause, dict):
+            cause = f"{cause.get('type')}: {cause.get('reason')}"
+        raise RuntimeError(f"{len(failures)} events failed on the server, first: {cause}")
     return response

@@ -86,11 +86,18 @@ class EventReindexingService(MaintenanceMixin):
 
     # -- health --------------------------------------------------------------
     def check_health_conditions(self):
-        """Process memory and cluster state; returns ``{is_healthy, reason}``."""
+        """Host and own memory, OpenSearch heap, cluster state: ``{is_healthy, reason}``.
+
+        All compared with ``STATS_DASHBOARD_REINDEXING_MAX_MEMORY_PERCENT``.
+        """
         memory = psutil.virtual_memory().percent
         if memory > self.max_memory_percent:
             return {"is_healthy": False,
                     "reason": f"memory usage {memory:.0f}% above {self.max_memory_percent:.0f}%"}
+        own = psutil.Process().memory_percent()
+        if own > self.max_memory_percent:
+            return {"is_healthy": False, "reason": f"this process uses {own:.1f}% of memory, "
+                                                   f"above {self.max_memory_percent:.0f}%"}
         try:
             health = self.client.cluster.health(request_timeout=5)
             if health.get("status") == "red":

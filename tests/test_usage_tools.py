@@ -222,3 +222,25 @@ def test_validation_really_fails(services, generated):
     assert not result["success"]
     assert any("1 of" in e and "missing" in e for e in result["errors"])
     assert any(f"event {ids[1]}: field visitor_id differs" in e for e in result["errors"])
+
+
+def test_migration_refuses_to_run_before_the_membership_log(services, generated):
+    """Without step 3b every event would be stamped 'in no community': refuse, write nothing."""
+    from invenio_stats_dashboard.services import events_log as log
+
+    alias = log.alias_name()
+    behind = list(current_search_client.indices.get_alias(name=alias))
+    assert behind
+    source = prefix_index(f"events-stats-record-view-{FEB}")
+    target = f"{source}-v2.0.0"
+    current_search_client.indices.delete(index=target, ignore=[404])
+    current_search_client.indices.update_aliases(body={"actions": [
+        {"remove": {"index": index, "alias": alias}} for index in behind]})
+    try:
+        result = run(services, "usage-events", "migrate", "-m", FEB, "--fresh-start")
+        assert result.exit_code == 1, result.output
+        assert "community events log is empty" in result.output
+        assert not current_search_client.indices.exists(index=target)  # nothing written
+    finally:
+        current_search_client.indices.update_aliases(body={"actions": [
+            {"add": {"index": index, "alias": alias}} for index in behind]})

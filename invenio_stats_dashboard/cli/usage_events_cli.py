@@ -100,10 +100,12 @@ def migrate_command(event_types, max_batches, batch_size, max_memory_percent,
                                         progress=progress)
     finally:
         progress.close()
+    if report.get("error"):
+        raise click.ClickException(report["error"])
     echo_report(report)
     if report["total_errors"]:
-        raise click.ClickException(f"{report['total_errors']} month(s) failed validation; "
-                                   "they will be retried on the next run")
+        raise click.ClickException(f"{report['total_errors']} month(s) failed; their stock "
+                                   "indices are untouched and they are retried on the next run")
 
 
 def _in(month, months):

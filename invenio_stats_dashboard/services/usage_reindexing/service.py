@@ -26,6 +26,7 @@ import psutil
 from flask import current_app
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
+from .. import events_log as log
 from . import server_side
 from .bookmarks import EventReindexingBookmarkAPI
 from .copier import GroupCopier
@@ -62,6 +63,13 @@ class EventReindexingService(MaintenanceMixin):
     def index_patterns(self):
         """Prefixed read aliases per event type."""
         return {t: prefix_index(f"events-stats-{stem}") for t, stem in EVENT_TYPES.items()}
+
+    @property
+    def community_events_index_exists(self):
+        """Whether the membership log exists and holds events (step 3b has run)."""
+        alias = log.alias_name()
+        return bool(self.client.indices.exists(index=alias)
+                    and self.client.count(index=alias)["count"])
 
     @property
     def reindexing_bookmark_api(self):
@@ -119,6 +127,13 @@ class EventReindexingService(MaintenanceMixin):
         report = {"total_processed": 0, "total_errors": 0, "event_types": {},
                   "health_issues": [], "completed": True, "error": None, "pending": []}
         types = [t for t in event_types or list(EVENT_TYPES) if t in EVENT_TYPES]
+        if (any(self.get_monthly_indices(t, month_filter) for t in types)
+                and not self.community_events_index_exists):
+            # Migrating now would stamp "no community" on every event.
+            report.update(completed=False, error=(
+                "The community events log is empty: run 'invenio community-stats "
+                "community-events generate' first (seed step 3b)."))
+            return report
         # Create every current-month target first: live events start going
         # there, and the routing-TTL waits of the types overlap, not add up.
         current = self.get_current_month()

@@ -244,3 +244,28 @@ def test_migration_refuses_to_run_before_the_membership_log(services, generated)
     finally:
         current_search_client.indices.update_aliases(body={"actions": [
             {"add": {"index": index, "alias": alias}} for index in behind]})
+
+
+def test_stale_server_side_copies_are_cancelled(services, generated):
+    """A copy left running by a killed client is cancelled before its month resumes."""
+    from invenio_stats_dashboard.services.usage_reindexing.server_side import cancel_stale_copies
+
+    source = prefix_index(f"events-stats-record-view-{JAN}-v2.0.0")
+    if not current_search_client.indices.exists(index=source):
+        source = prefix_index(f"events-stats-record-view-{FEB}")
+    scratch = prefix_index("scratch-stale-copy")
+    task = current_search_client.reindex(  # throttled to 1 event/s: still running below
+        body={"source": {"index": source, "size": 1}, "dest": {"index": scratch}},
+        wait_for_completion=False, requests_per_second=1)["task"]
+    try:
+        assert cancel_stale_copies(current_search_client, prefix_index("elsewhere")) == 0
+        assert cancel_stale_copies(current_search_client, scratch) == 1
+        deadline = time.monotonic() + 30
+        while not current_search_client.tasks.get(task_id=task).get("completed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        status = current_search_client.tasks.get(task_id=task)
+        assert status["task"]["status"].get("canceled") or status.get("response", {}).get(
+            "canceled"), status
+    finally:
+        current_search_client.indices.delete(index=scratch, ignore=[404])

@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 
+from . import server_side
 from .copier import GroupCopier
 from .enrichment import MetadataExtractor
 from .months import EVENT_TYPES, SUFFIX, matches_months, month_of
@@ -92,6 +93,7 @@ class MaintenanceMixin:
         mark = bookmarks.get_bookmark(task_id) or {}
         if mark.get("config_hash") != digest:
             mark = {}  # a position under another configuration means nothing now
+        result["cancelled_stale_copies"] = server_side.cancel_stale_copies(self.client, index)
         extractor = MetadataExtractor(self.subcount_configs)
         copy = GroupCopier(self, index, index, extractor, result)
         try:

@@ -142,6 +142,23 @@ def _absent(client, target, hits):
             yield h["_id"], (h.get("_source") or {}).get("recid")
 
 
+def cancel_stale_copies(client, index):
+    """Cancel server-side copies into ``index`` left running by a killed run.
+
+    A ``_reindex``/``_update_by_query`` outlives a client killed mid-request;
+    a resumed run redoes that group anyway, so the orphan only adds load (it
+    writes the same documents). Called before a month starts, when this run
+    has no copy of its own in flight. Returns the number cancelled.
+    """
+    found = client.tasks.list(actions="*reindex,*byquery", detailed=True)
+    stale = [task_id for node in found.get("nodes", {}).values()
+             for task_id, task in node.get("tasks", {}).items()
+             if f"[{index}]" in task.get("description", "")]
+    for task_id in stale:
+        client.tasks.cancel(task_id=task_id)
+    return len(stale)
+
+
 def raise_on_failures(response):
     """A server-side copy with failures must not count as done."""
     failures = response.get("failures") or []

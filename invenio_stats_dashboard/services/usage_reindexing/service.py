@@ -181,6 +181,7 @@ class EventReindexingService(MaintenanceMixin):
             result.update(completed=True, skipped=True)
             return result
         self._ensure_target(source_index, target)
+        result["cancelled_stale_copies"] = server_side.cancel_stale_copies(self.client, target)
         extractor = MetadataExtractor(self.subcount_configs)
         copy = GroupCopier(self, source_index, target, extractor, result)
         limit = max_batches or self.max_batches

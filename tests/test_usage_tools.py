@@ -269,3 +269,22 @@ def test_stale_server_side_copies_are_cancelled(services, generated):
             "canceled"), status
     finally:
         current_search_client.indices.delete(index=scratch, ignore=[404])
+
+
+def test_search_errors_are_one_line(services):
+    """A failure inside a command is one 'Error: …' line and exit 1, not a traceback."""
+    bookmarks = current_event_reindexing_service.reindexing_bookmark_api
+    bookmarks.set_bookmark("view-2021-07-reindexing", last_record_id="x")  # index exists
+    month = prefix_index("events-stats-record-view-2021-07")
+    current_search_client.indices.create(index=month)
+    current_search_client.indices.close(index=bookmarks.index)  # reading it fails
+    try:
+        result = run(services, "usage-events", "status")
+    finally:
+        current_search_client.indices.open(index=bookmarks.index, wait_for_active_shards=1)
+        current_search_client.indices.delete(index=month, ignore=[404])
+        bookmarks.delete_bookmark("view-2021-07-reindexing")
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "search cluster: 400" in errors[0], result.output
+    assert "Traceback" not in result.output

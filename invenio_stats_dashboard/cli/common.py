@@ -8,23 +8,46 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from opensearchpy.exceptions import TransportError
 
 from ..exceptions import StatsDashboardError
 from ..utils.process_manager import JobReporter, ProcessManager
 
 
 def command_errors(func):
-    """Run in the app context; turn our errors into ``Error: <message>`` (exit 1)."""
+    """Run in the app context; every failure becomes one ``Error: …`` line (exit 1).
+
+    Unexpected exceptions are logged with their traceback (app log), not
+    printed: the terminal gets the one line.
+    """
 
     @functools.wraps(func)
     @with_appcontext
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except (click.ClickException, click.Abort):
+            raise
         except StatsDashboardError as exc:
             raise click.ClickException(str(exc)) from exc
+        except TransportError as exc:
+            current_app.logger.exception("community-stats command failed")
+            detail = exc.error if isinstance(exc.error, str) else type(exc).__name__
+            raise click.ClickException(
+                f"search cluster: {exc.status_code} {detail}: {_reason(exc)}") from exc
+        except Exception as exc:
+            current_app.logger.exception("community-stats command failed")
+            raise click.ClickException(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
 
     return wrapper
+
+
+def _reason(exc):
+    info = exc.info if isinstance(exc.info, dict) else {}
+    error = info.get("error")
+    if isinstance(error, dict):
+        return error.get("reason") or error.get("type") or ""
+    return str(error or exc.info or "")[:200]
 
 
 def require_enabled():

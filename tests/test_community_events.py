@@ -104,6 +104,26 @@ def test_delete_and_restore_move_exactly_the_current_communities(
     assert all(d["deleted_date"] is None for d in docs_of(record.id))
 
 
+def test_restore_skips_a_community_deleted_meanwhile(make_record, identities, ids):
+    """M3: restoring re-adds the record's communities 'unless the community no longer
+    exists' (RDM keeps a deleted community in the record's parent)."""
+    from invenio_access.permissions import system_identity
+    from invenio_communities.proxies import current_communities
+
+    owner = identities["owner"]
+    gamma = rdm.create_community(owner, f"{ids['alpha'][:8]}-gamma", "Gamma").id
+    record = make_record(community_id=ids["alpha"])
+    rdm.add_to_community(owner, record.id, gamma)
+    rdm.delete_record(record.id)
+    after_delete = events_of(record.id)
+    assert (gamma, "removed") in after_delete
+    current_communities.service.delete(system_identity, gamma, data={
+        "removal_reason": {"id": "spam"}, "is_visible": False})
+    rdm.restore_record(record.id)
+    restored = events_of(record.id)[len(after_delete):]
+    assert sorted(restored) == sorted([("global", "added"), (ids["alpha"], "added")])
+
+
 def test_versions_join_and_leave_together(make_record, identities, ids):
     owner = identities["owner"]
     v1 = make_record(community_id=ids["beta"])

@@ -78,13 +78,14 @@ def from_search_hit(source):
     )
 
 
-def plan_changes(versions, states, before=None, now=None):
+def plan_changes(versions, states, before=None, now=None, no_additions=frozenset()):
     """Log documents that bring the log in line with ``versions``.
 
     :param states: ``{(record_id, community_id): PairState}`` (the log now).
     :param before: ``{record_id: set(community ids)}`` membership just before
         the change being recorded, when known (see module docstring).
     :param now: instant of the change (default: now).
+    :param no_additions: communities that cannot gain members (deleted ones, M3).
     :returns: ``(actions, summary)`` where summary counts added/removed/backfilled.
     """
     now = log.iso(now or log.utcnow())
@@ -107,7 +108,7 @@ def plan_changes(versions, states, before=None, now=None):
                     summary["backfilled"] += 1
                     is_in = True
             wanted = community in desired
-            if wanted and not is_in:
+            if wanted and not is_in and community not in no_additions:
                 actions.append(_event(v, community, ADDED, now))
                 summary["added"] += 1
             elif is_in and not wanted:

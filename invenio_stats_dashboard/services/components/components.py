@@ -42,6 +42,25 @@ def _current_membership(parent):
             if r.get("id")}
 
 
+def _deleted_communities(community_ids):
+    """Ids among ``community_ids`` whose community is (soft-)deleted.
+
+    RDM keeps a deleted community in its records' parents; M3: a restored
+    record is not re-added to it.
+    """
+    if not community_ids:
+        return set()
+    from invenio_communities.communities.records.models import CommunityMetadata
+    from invenio_communities.communities.records.systemfields.deletion_status import (
+        CommunityDeletionStatusEnum,
+    )
+
+    rows = CommunityMetadata.query.filter(
+        CommunityMetadata.id.in_(list(community_ids)),
+        CommunityMetadata.deletion_status != CommunityDeletionStatusEnum.PUBLISHED)
+    return {str(row.id) for row in rows}
+
+
 def sync_parents(parent_pids, before=None, when=None):
     """Bring the log in line with the database for these parents' versions.
 
@@ -54,7 +73,9 @@ def sync_parents(parent_pids, before=None, when=None):
         parent = parent_cls.pid.resolve(pid)
         versions.extend(from_record(r) for r in _published_versions(parent))
     states = log.latest_states([v.record_id for v in versions])
-    actions, summary = plan_changes(versions, states, before=before, now=when)
+    gone = _deleted_communities({c for v in versions for c in v.communities})
+    actions, summary = plan_changes(versions, states, before=before, now=when,
+                                    no_additions=gone)
     for v in versions:
         flags = [s for (r, _), s in states.items() if r == v.record_id]
         if any(s.is_deleted != bool(v.deleted_date) for s in flags):

@@ -288,3 +288,35 @@ def test_search_errors_are_one_line(services):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "search cluster: 400" in errors[0], result.output
     assert "Traceback" not in result.output
+
+
+def test_migrate_with_delete_old_indices(services, records):
+    """--delete-old-indices: the stock index goes once its month is validated; reads stay."""
+    month = "2022-07"
+    source = prefix_index(f"events-stats-record-view-{month}")
+    recid = records["rich"].id
+    for day in (1, 2, 3):
+        current_search_client.index(index=source, id=f"old-{day}", body={
+            "timestamp": f"{month}-0{day}T08:00:00", "recid": recid, "is_robot": False,
+            "unique_id": f"ui_{recid}", "visitor_id": f"v{day}"})
+    current_search_client.indices.refresh(index=source)
+    current_search_client.indices.refresh(index=prefix_index("rdmrecords-records"))
+    try:
+        result = run(services, "usage-events", "migrate", "-e", "view", "-m", month,
+                     "--delete-old-indices")
+        assert result.exit_code == 0, result.output
+        assert not current_search_client.indices.exists(index=source)
+        alias = prefix_index("events-stats-record-view")
+        target = f"{source}-v2.0.0"
+        assert current_search_client.indices.exists_alias(name=alias, index=target)
+        current_search_client.indices.refresh(index=target)
+        docs = [h["_source"] for h in current_search_client.search(
+            index=target, body={"size": 10})["hits"]["hits"]]
+        assert len(docs) == 3 and all(d["resource_type"]["id"] == "publication-article"
+                                      for d in docs)
+        status = run(services, "usage-events", "status")
+        line = next(x for x in status.output.splitlines() if x.startswith(f"view     {month}"))
+        assert line.split()[2:6] == ["3", "3", "0", "completed"], line
+    finally:
+        for index in (source, f"{source}-v2.0.0"):
+            current_search_client.indices.delete(index=index, ignore=[404])

@@ -299,24 +299,30 @@ def test_migrate_with_delete_old_indices(services, records):
         current_search_client.index(index=source, id=f"old-{day}", body={
             "timestamp": f"{month}-0{day}T08:00:00", "recid": recid, "is_robot": False,
             "unique_id": f"ui_{recid}", "visitor_id": f"v{day}"})
+    current_search_client.index(index=source, id="old-unknown", body={  # purged record
+        "timestamp": f"{month}-04T08:00:00", "recid": "nope0-00000", "is_robot": False})
     current_search_client.indices.refresh(index=source)
     current_search_client.indices.refresh(index=prefix_index("rdmrecords-records"))
     try:
         result = run(services, "usage-events", "migrate", "-e", "view", "-m", month,
                      "--delete-old-indices")
         assert result.exit_code == 0, result.output
+        assert "warning: 1 record(s) not in the records index" in result.output
+        assert "nope0-00000" in result.output
         assert not current_search_client.indices.exists(index=source)
         alias = prefix_index("events-stats-record-view")
         target = f"{source}-v2.0.0"
         assert current_search_client.indices.exists_alias(name=alias, index=target)
         current_search_client.indices.refresh(index=target)
         docs = [h["_source"] for h in current_search_client.search(
-            index=target, body={"size": 10})["hits"]["hits"]]
+            index=target, body={"size": 10, "query": {"term": {"recid": recid}}})["hits"]["hits"]]
         assert len(docs) == 3 and all(d["resource_type"]["id"] == "publication-article"
                                       for d in docs)
+        unknown = current_search_client.get(index=target, id="old-unknown")["_source"]
+        assert unknown["community_ids"] == [] and "resource_type" not in unknown
         status = run(services, "usage-events", "status")
         line = next(x for x in status.output.splitlines() if x.startswith(f"view     {month}"))
-        assert line.split()[2:6] == ["3", "3", "0", "completed"], line
+        assert line.split()[2:6] == ["4", "4", "0", "completed"], line
     finally:
         for index in (source, f"{source}-v2.0.0"):
             current_search_client.indices.delete(index=index, ignore=[404])

@@ -142,6 +142,10 @@ def echo_report(report, verb="copied"):
                        f"{r['batches']} batches ({r.get('total_time', 0):.1f} s)"
                        + (f"; source {counts['source']} = target {counts['target']}"
                           if counts and r["completed"] else ""))
+            unknown = r.get("records_without_metadata") or []
+            if unknown:
+                click.echo(f"    warning: {len(unknown)} record(s) not in the records index "
+                           f"(no metadata on their events), e.g. {', '.join(unknown[:3])}")
             for error in r["errors"][:3]:
                 click.echo(f"    error: {error}")
     for issue in report["health_issues"]:

@@ -20,22 +20,24 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
         "last_event_timestamp": {"type": "date", "format": "date_optional_time"},
         "last_record_id": {"type": "keyword"}, "config_hash": {"type": "keyword"},
         "completed": {"type": "boolean"}}}
-    _ready = set()
+    OURS = ("last_record_id", "config_hash")
 
     def __init__(self, client=None):
         """Bind to the reindexing bookmark index."""
         super().__init__(client, "reindexing")
         self.index = prefix_index(self.INDEX)
+        self._ready = False  # per instance: the index may be deleted between runs
 
     def _ensure(self):
-        if self.index in self._ready:
+        if self._ready:
             return
         if not self.client.indices.exists(index=self.index):
             self.client.indices.create(index=self.index, body={"mappings": self.MAPPING},
                                        ignore=[400])
-        else:  # an index made by an older version lacks our fields
-            self.client.indices.put_mapping(index=self.index, body=self.MAPPING)
-        self._ready.add(self.index)
+        else:  # an index made by upstream or an older version may lack our fields
+            self.client.indices.put_mapping(index=self.index, body={"properties": {
+                name: self.MAPPING["properties"][name] for name in self.OURS}})
+        self._ready = True
 
     def set_bookmark(self, task_id, last_event_id=None, last_event_timestamp=None,
                      completed=False, last_record_id=None, config_hash=None):

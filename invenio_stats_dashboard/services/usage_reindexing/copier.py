@@ -31,7 +31,11 @@ class GroupCopier:
         self.mapping = mapping.get("properties", {})
 
     def copy(self, query, recids):
-        """Copy now; returns the number of events copied (safe in a worker thread)."""
+        """Copy now (safe in a worker thread).
+
+        Returns ``(events copied, ids of records the records index lacks)``;
+        such records' events get communities but no metadata.
+        """
         with self.app.app_context():
             params = server_side.group_params(sorted(recids), self.extractor, self.mapping)
             size = min(max(self.service.batch_size, 1000), 10_000)
@@ -53,10 +57,13 @@ class GroupCopier:
                     server_side.raise_on_failures(exc.info)
                 raise
         server_side.raise_on_failures(response)
-        return response["total"]
+        return response["total"], sorted(set(recids) - set(params["meta"]))
 
-    def count(self, total):
+    def count(self, outcome):
         """Account a finished copy in the month's result."""
+        total, unknown = outcome
+        if unknown:
+            self.result.setdefault("records_without_metadata", []).extend(unknown)
         if total:
             self.result["processed"] += total
             self.result["batches"] += 1

@@ -59,21 +59,12 @@ class MaintenanceMixin:
         report = {"config_hash": digest, "total_processed": 0, "total_errors": 0,
                   "completed": True, "health_issues": [], "event_types": {}}
         for event_type in event_types or list(EVENT_TYPES):
-            months = report["event_types"].setdefault(event_type, {"processed": 0,
-                                                                   "months": {}})["months"]
             for index in self.get_enriched_indices(event_type, month_filter):
-                month = month_of(index[:-len(SUFFIX)])
-                result = self.reenrich_monthly_index(event_type, index, month, digest,
+                result = self.reenrich_monthly_index(event_type, index,
+                                                     month_of(index[:-len(SUFFIX)]), digest,
                                                      max_batches, fresh_start, progress)
-                months[month] = result
-                report["event_types"][event_type]["processed"] += result["processed"]
-                report["total_processed"] += result["processed"]
-                report["total_errors"] += len(result["errors"])
-                if not result["completed"]:
-                    report["completed"] = False
-                    if result.get("health_issue"):
-                        report["health_issues"].append(result["health_issue"])
-                        return report
+                if self._account(report, event_type, result):
+                    return report  # stop cleanly; bookmarks hold the position
         return report
 
     def reenrich_monthly_index(self, event_type, index, month, digest, max_batches=None,

@@ -1,22 +1,22 @@
 # Part of invenio-stats-dashboard (MIT License).
 """``EventReindexingService``: migrate stock monthly event indices to enriched ones.
 
-Per month and event type: events are read from the stock index
-``…-YYYY-MM`` in ``search_after`` batches sorted by (``timestamp``, ``_id``),
-enriched per batch (``enrichment``), and bulk-written to ``…-YYYY-MM-v2.0.0``
-under their original ``_id``. After every written batch the bookmark
-(``stats-bookmarks-reindexing``, id ``<type>-YYYY-MM-reindexing``) records the
-last (timestamp, id): a run killed at any point resumes after it, and a batch
-written twice overwrites itself (same ids) — nothing lost, nothing duplicated.
-A finished month is validated (counts, sampled fields) and its read alias is
-moved to the new index in one atomic ``_aliases`` call.
+Per month and event type the events are copied server-side, record group by
+record group (``copier``, ``server_side``), into ``…-YYYY-MM-v2.0.0`` under
+their original ``_id``; the bookmark (``stats-bookmarks-reindexing``, id
+``<type>-YYYY-MM-reindexing``) records the last finished group, so a run
+killed at any point resumes after it and a group copied twice overwrites
+itself — nothing lost, nothing duplicated. A finished month is validated
+(every source id present, sampled fields equal) and its read alias moved to
+the new index in one atomic ``_aliases`` call.
 
 The current month keeps receiving events. Once its target exists, our
 event indexer writes that month's new events to the target directly
 (``EnrichedEventsIndexer``), so the stock index stops changing: after waiting
-the indexer's routing TTL, writes to it are blocked, the rest is copied, every
-source id is checked in the target, and one atomic ``_aliases`` call removes
-the stock index and gives its name to the target as a write alias.
+the indexer's routing TTL, writes to it are blocked, the missing ids are
+copied, every source id is checked in the target, and one atomic
+``_aliases`` call removes the stock index and gives its name to the target
+as a write alias.
 """
 
 import time
@@ -26,6 +26,7 @@ import psutil
 from flask import current_app
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
+
 from .. import events_log as log
 from . import server_side
 from .bookmarks import EventReindexingBookmarkAPI
@@ -134,35 +135,46 @@ class EventReindexingService(MaintenanceMixin):
                 "The community events log is empty: run 'invenio community-stats "
                 "community-events generate' first (seed step 3b)."))
             return report
-        # Create every current-month target first: live events start going
-        # there, and the routing-TTL waits of the types overlap, not add up.
+        # Past months first, then the current months together: a current-month
+        # target receives live events as soon as it exists but joins the read
+        # alias only at the switch, so it is created as late as possible, and
+        # for all types at once so that their routing-TTL waits overlap.
         current = self.get_current_month()
-        for event_type in types:
-            for source in self.get_monthly_indices(event_type, current):
-                mark = self.reindexing_bookmark_api.get_bookmark(
-                    f"{event_type}-{current}-reindexing") or {}
-                if matches_months(current, month_filter) and not mark.get("completed"):
-                    self._ensure_target(source, f"{source}{SUFFIX}")
-        for event_type in types:
-            type_report = report["event_types"].setdefault(
-                event_type, {"processed": 0, "errors": 0, "months": {}})
-            for source in self.get_monthly_indices(event_type, month_filter):
-                month = month_of(source)
-                result = self.migrate_monthly_index(event_type, source, month, max_batches,
-                                                    delete_old_indices, fresh_start, progress)
-                type_report["months"][month] = result
-                type_report["processed"] += result["processed"]
-                report["total_processed"] += result["processed"]
-                if result["errors"]:
-                    type_report["errors"] += len(result["errors"])
-                    report["total_errors"] += len(result["errors"])
-                if result.get("health_issue"):
-                    report["health_issues"].append(result["health_issue"])
-                if not result["completed"]:
-                    report["completed"] = False
-                    if result.get("health_issue"):
-                        return report  # stop cleanly; bookmarks hold the position
+        jobs = [(t, s) for t in types for s in self.get_monthly_indices(t, month_filter)]
+        past = [(t, s) for t, s in jobs if month_of(s) != current]
+        present = [(t, s) for t, s in jobs if month_of(s) == current]
+        for phase in (past, present):
+            if phase is present:
+                for event_type, source in present:
+                    mark = self.reindexing_bookmark_api.get_bookmark(
+                        f"{event_type}-{current}-reindexing") or {}
+                    if not mark.get("completed"):
+                        self._ensure_target(source, f"{source}{SUFFIX}")
+            for event_type, source in phase:
+                result = self.migrate_monthly_index(event_type, source, month_of(source),
+                                                    max_batches, delete_old_indices,
+                                                    fresh_start, progress)
+                if self._account(report, event_type, result):
+                    return report  # stop cleanly; bookmarks hold the position
         return report
+
+    @staticmethod
+    def _account(report, event_type, result):
+        """Add a month's result to the run report; True when the run must stop."""
+        type_report = report["event_types"].setdefault(
+            event_type, {"processed": 0, "errors": 0, "months": {}})
+        type_report["months"][result["month"]] = result
+        type_report["processed"] += result["processed"]
+        report["total_processed"] += result["processed"]
+        if result["errors"]:
+            type_report["errors"] += len(result["errors"])
+            report["total_errors"] += len(result["errors"])
+        if result.get("health_issue"):
+            report["health_issues"].append(result["health_issue"])
+        if not result["completed"]:
+            report["completed"] = False
+            return bool(result.get("health_issue"))
+        return False
 
     def migrate_monthly_index(self, event_type, source_index, month, max_batches=None,
                               delete_old_indices=False, fresh_start=False, progress=None):

@@ -100,10 +100,10 @@ def all_docs(index):
 @pytest.fixture()
 def service(services):
     svc = current_event_reindexing_service._get_current_object()
-    old = (svc.batch_size, svc.max_memory_percent)
-    svc.batch_size = 5
+    old = (svc.batch_size, svc.max_memory_percent, svc.parallel)
+    svc.batch_size, svc.parallel = 5, 2  # groups of one record, two in flight
     yield svc
-    svc.batch_size, svc.max_memory_percent = old
+    svc.batch_size, svc.max_memory_percent, svc.parallel = old
 
 
 def test_migration_copies_and_enriches_every_event(data, service):
@@ -166,13 +166,29 @@ def test_interrupted_run_resumes_from_its_bookmark(data, services, service):
 
 
 def test_low_memory_threshold_stops_cleanly(data, service):
-    service.max_memory_percent = 1
-    report = service.reindex_events(event_types=["download"], month_filter=RANGE,
-                                    fresh_start=True)
+    """Memory crosses the threshold mid-month: the run stops with a bookmark and resumes."""
+    first = MONTHS[0].format("YYYY-MM")
+
+    def squeeze(event_type, month, processed):  # after the first finished group
+        service.max_memory_percent = 1
+
+    report = service.reindex_events(event_types=["view"], month_filter=first,
+                                    fresh_start=True, progress=squeeze)
+    result = report["event_types"]["view"]["months"][first]
     assert not report["completed"] and "memory" in report["health_issues"][0]
+    assert result["interrupted"] and not result["completed"]
+    # Two groups were in flight when the check failed: both finished, both bookmarked.
+    recids = sorted(data["ids"].values())
+    per_record = data["per_record"]
+    done = sum(per_record[("record-view", first, r)] for r in recids[:2])
+    assert result["processed"] == done
+    mark = service.reindexing_bookmark_api.get_bookmark(f"view-{first}-reindexing")
+    assert mark["last_record_id"] == recids[1] and not mark["completed"]
     service.max_memory_percent = 99
-    report = service.reindex_events(event_types=["download"], month_filter=RANGE)
+    report = service.reindex_events(event_types=["view"], month_filter=first)
     assert report["completed"]
+    rest = report["event_types"]["view"]["months"][first]["processed"]
+    assert rest == data["expected"][("record-view", first)] - done  # only the remainder
 
 
 def test_bad_months_are_rejected(services):

@@ -12,8 +12,10 @@ source scripts/env.sh
 ensure_venv
 scripts/services.sh up
 
-export SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://invenio:invenio@127.0.0.1:5432/invenio_test"
-export ISD_REDIS_URL="redis://127.0.0.1:6379"
+# ISD_TEST_DB / ISD_REDIS_PORT let two checkouts run their suites side by side
+# (scripts/services.sh creates that database and starts that Redis).
+export SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://invenio:invenio@127.0.0.1:5432/${ISD_TEST_DB:-invenio_test}"
+export ISD_REDIS_URL="redis://127.0.0.1:${ISD_REDIS_PORT:-6379}"
 set +e
 "$VENV/bin/python" -m pytest "$@"
 status=$?

@@ -11,6 +11,8 @@
 #   ISD_SERVICES_DIR     <repo>/.services   (runtime data, git-ignored)
 #   ISD_CACHE_DIR        <repo>/.cache      (downloaded distribution, git-ignored)
 #   ISD_DB_USER / ISD_DB_PASSWORD   invenio / invenio
+#   ISD_TEST_DB          invenio_test       (an extra database for a parallel test run)
+#   ISD_REDIS_PORT       6379               (another port: a Redis of this checkout's own)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +22,8 @@ SERVICES_DIR="${ISD_SERVICES_DIR:-$ROOT/.services}"
 CACHE_DIR="${ISD_CACHE_DIR:-$ROOT/.cache}"
 DB_USER="${ISD_DB_USER:-invenio}"
 DB_PASSWORD="${ISD_DB_PASSWORD:-invenio}"
+TEST_DB="${ISD_TEST_DB:-invenio_test}"
+REDIS_PORT="${ISD_REDIS_PORT:-6379}"
 OS_USER=opensearch
 # OpenSearch runs as its own user, which must be able to reach its files; a
 # checkout under a private folder (e.g. /root) gets its runtime in /var/tmp.
@@ -188,7 +192,7 @@ start_postgres() {
   # A login role that may create the per-run test databases.
   runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='$DB_USER'" | grep -q 1 \
     || runuser -u postgres -- psql -qc "CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$DB_PASSWORD'"
-  for db in invenio invenio_test; do
+  for db in invenio "$TEST_DB"; do
     runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \
       || runuser -u postgres -- createdb -O "$DB_USER" "$db"
   done
@@ -202,13 +206,13 @@ stop_postgres() {
 }
 
 # --- Redis ----------------------------------------------------------------------
-redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+redis_up() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 
 start_redis() {
-  if redis_up; then log "Redis already answers on 127.0.0.1:6379"; return 0; fi
-  log "starting Redis"
+  if redis_up; then log "Redis already answers on 127.0.0.1:$REDIS_PORT"; return 0; fi
+  log "starting Redis on port $REDIS_PORT"
   mkdir -p "$SERVICES_DIR/redis"
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 \
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
     --dir "$SERVICES_DIR/redis" --pidfile "$SERVICES_DIR/redis.pid" \
     --logfile "$SERVICES_DIR/redis/redis.log" --save "" --appendonly no
   for _ in $(seq 1 20); do redis_up && break; sleep 0.5; done
@@ -219,7 +223,7 @@ start_redis() {
 stop_redis() {
   [ -f "$SERVICES_DIR/redis.started-by-us" ] || return 0
   log "stopping Redis"
-  redis-cli -h 127.0.0.1 -p 6379 shutdown nosave >/dev/null 2>&1 || true
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
   rm -f "$SERVICES_DIR/redis.started-by-us" "$SERVICES_DIR/redis.pid"
 }
 

@@ -5,7 +5,7 @@ import arrow
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
 
-INDEX = "stats-bookmarks-community"
+from ..search_indices.names import BOOKMARKS_COMMUNITY as INDEX
 MAPPING = {
     "dynamic": "strict",
     "properties": {

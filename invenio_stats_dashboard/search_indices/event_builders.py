@@ -22,7 +22,7 @@ from invenio_rdm_records.resources.stats import event_builders as stock
 from invenio_search.proxies import current_search_client
 from invenio_stats.processors import EventsIndexer
 
-from ..services.usage_reindexing.enrichment import MetadataExtractor, prune
+from ..services.enrichment import MetadataExtractor, prune
 
 ENRICHED_FIELDS_TTL = 60  # default seconds a month's target and mapping are cached
 

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 import arrow
 from flask import current_app
 from invenio_search.proxies import current_search_client
-from invenio_search.utils import prefix_index
+from ..search_indices.names import records_index
 
 from ..aggregations.bookmarks import CommunityEventBookmarkAPI
 from . import events_log as log
 from .membership import backfill_changes, from_search_hit
 
-RECORDS_ALIAS = "rdmrecords-records"
 SOURCE_FIELDS = ["id", "created", "updated", "parent.id", "parent.communities.ids",
                  "metadata.publication_date", "deletion_status", "tombstone.removal_date"]
 ACCEPTING_REQUESTS = ("community-inclusion", "community-submission")
@@ -110,7 +109,7 @@ def scan(scope, write=False, progress=None, page_size=None, client=None):
         "COMMUNITY_STATS_BACKFILL_PAGE_SIZE", 500)
     only = set(scope.community_ids) if scope.community_ids else None
     bookmarks = CommunityEventBookmarkAPI(client)
-    index = prefix_index(RECORDS_ALIAS)
+    index = records_index()
     report = ScanReport()
     resume_from = bookmarks.get_bookmark(scope.key) if write else None
     query = scope.query(resume_from.isoformat() if resume_from else None)

@@ -19,7 +19,7 @@ from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
 from opensearchpy import helpers
 
-ALIAS = "stats-community-events"
+from ..search_indices.names import COMMUNITY_EVENTS as ALIAS, COMMUNITY_EVENTS_TEMPLATE
 TEMPLATE_PACKAGE = "invenio_stats_dashboard.search_indices.search_templates.stats_community_events"
 GLOBAL = "global"
 ADDED, REMOVED = "added", "removed"
@@ -122,7 +122,7 @@ def ensure_template(client=None):
     key = (id(client), prefix_index(""))
     if key in _templates_checked:
         return
-    name = prefix_index("stats-community-events-v1.0.0")
+    name = prefix_index(COMMUNITY_EVENTS_TEMPLATE)
     if not client.indices.exists_index_template(name=name):
         put_index_templates([TEMPLATE_PACKAGE], strict=True)
     _templates_checked.add(key)

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import arrow
 from invenio_rdm_records.proxies import current_rdm_records_service
 from invenio_search.proxies import current_search_client
-from invenio_search.utils import prefix_index
+from ..search_indices.names import records_index
 
 from ..demo.usage_events import (
     PUBLIC_IPS,
@@ -24,7 +24,7 @@ from ..demo.usage_events import (
     plan_events,
     view_event,
 )
-from ..services.usage_reindexing.enrichment import (
+from ..services.enrichment import (
     MembershipIntervals,
     MetadataExtractor,
     records_metadata,
@@ -62,7 +62,7 @@ class UsageEventFactory:
         resolve = current_rdm_records_service.record_cls.pid.resolve
         targets = []
         while True:
-            hits = current_search_client.search(index=prefix_index("rdmrecords-records"),
+            hits = current_search_client.search(index=records_index(),
                                                 body=body)["hits"]["hits"]
             for hit in hits:
                 record = resolve(hit["_source"]["id"])

@@ -4,6 +4,7 @@
 from invenio_search.utils import prefix_index
 
 from ...aggregations.bookmarks import CommunityBookmarkAPI
+from ...search_indices.names import BOOKMARKS_REINDEXING
 
 
 class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
@@ -14,7 +15,7 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
     ``config_hash`` (the subcount definition a re-enrichment used).
     """
 
-    INDEX = "stats-bookmarks-reindexing"
+    INDEX = BOOKMARKS_REINDEXING
     MAPPING = {"dynamic": "strict", "properties": {
         "task_id": {"type": "keyword"}, "last_event_id": {"type": "keyword"},
         "last_event_timestamp": {"type": "date", "format": "date_optional_time"},

@@ -17,7 +17,7 @@ import time
 
 from . import server_side
 from .copier import GroupCopier
-from .enrichment import MetadataExtractor
+from ..enrichment import MetadataExtractor
 from .months import EVENT_TYPES, SUFFIX, matches_months, month_of
 
 

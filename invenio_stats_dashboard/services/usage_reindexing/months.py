@@ -1,8 +1,7 @@
 # Part of invenio-stats-dashboard (MIT License).
 """Event types, index-name suffix and month filters shared by migration and status."""
 
-EVENT_TYPES = {"view": "record-view", "download": "file-download"}
-SUFFIX = "-v2.0.0"
+from ...search_indices.names import ENRICHED_SUFFIX as SUFFIX, EVENT_TYPES  # noqa: F401
 
 
 def month_of(index_name):

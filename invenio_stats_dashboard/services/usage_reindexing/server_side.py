@@ -17,7 +17,7 @@ with its ``after`` key), closed when they hold ``batch_size`` events or
 
 from opensearchpy import helpers
 
-from .enrichment import MembershipIntervals, prune, records_metadata
+from ..enrichment import MembershipIntervals, prune, records_metadata
 
 MAX_RECORDS_PER_GROUP = 1000
 #: Fields an event has before enrichment; every other mapped field is

@@ -25,13 +25,13 @@ import arrow
 import psutil
 from flask import current_app
 from invenio_search.proxies import current_search_client
-from invenio_search.utils import prefix_index
+from ...search_indices.names import events_alias
 
 from .. import events_log as log
 from . import server_side
 from .bookmarks import EventReindexingBookmarkAPI
 from .copier import GroupCopier
-from .enrichment import MetadataExtractor
+from ..enrichment import MetadataExtractor
 from .maintenance import MaintenanceMixin
 from .months import EVENT_TYPES, SUFFIX, matches_months, month_of
 
@@ -63,7 +63,7 @@ class EventReindexingService(MaintenanceMixin):
     @property
     def index_patterns(self):
         """Prefixed read aliases per event type."""
-        return {t: prefix_index(f"events-stats-{stem}") for t, stem in EVENT_TYPES.items()}
+        return {t: events_alias(t) for t in EVENT_TYPES}
 
     @property
     def community_events_index_exists(self):

@@ -16,11 +16,10 @@ from datetime import datetime, timezone
 
 import arrow
 from invenio_search.proxies import current_search_client
-from invenio_search.utils import prefix_index
+from ..search_indices.names import records_index
 
-from .. import events_log as log
+from . import events_log as log
 
-RECORDS_ALIAS = "rdmrecords-records"
 RECORD_SOURCE = ["id", "metadata", "access", "files", "custom_fields", "parent.id"]
 
 
@@ -113,7 +112,7 @@ def records_metadata(record_ids, client=None):
     found, ids = {}, sorted(set(record_ids))
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
-        res = client.search(index=prefix_index(RECORDS_ALIAS), body={
+        res = client.search(index=records_index(), body={
             "query": {"terms": {"id": chunk}}, "size": len(chunk), "_source": RECORD_SOURCE})
         for hit in res["hits"]["hits"]:
             found[hit["_source"]["id"]] = hit["_source"]

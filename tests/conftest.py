@@ -30,6 +30,8 @@ def app_config(app_config):
         ),
         SEARCH_HOSTS=[{"host": "127.0.0.1", "port": 9200}],
         SEARCH_INDEX_PREFIX=RUN_PREFIX,
+        # A busy 2-core machine answers slowly at times; no test measures time.
+        SEARCH_CLIENT_CONFIG={"timeout": 60},
         CACHE_TYPE="redis",
         CACHE_REDIS_URL=f"{REDIS}/10",
         ACCOUNTS_SESSION_REDIS_URL=f"{REDIS}/11",

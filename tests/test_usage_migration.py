@@ -22,12 +22,12 @@ from invenio_stats_dashboard.cli import cli
 from invenio_stats_dashboard.demo.usage_events import (
     RecordTarget,
     expected_counts,
-    index_events,
     plan_events,
 )
 from invenio_stats_dashboard.proxies import current_event_reindexing_service
 from invenio_stats_dashboard.services import events_log as log
 
+from legacy import index_legacy
 from oracles import wipe_log
 
 ROBOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -68,8 +68,7 @@ def data(services, make_record, communities):
         for event in events[::7]:
             event["user_agent"] = ROBOT_UA
             robots.add((event_type, event["recid"], event["timestamp"][:19]))
-    index_events(planned)
-    current_search_client.indices.refresh(index=prefix_index("events-stats-*"))
+    index_legacy(planned)
     per_record = Counter((t, e["timestamp"][:7], e["recid"]) for t, events in planned.items()
                          for e in events)
     assert min(per_record.values()) > 5
@@ -97,19 +96,19 @@ def all_docs(index):
         current_search_client, index=index, query={"query": {"match_all": {}}})}
 
 
+#: Groups of one record (every record has more than 5 events a month), two in flight.
+SMALL = {"batch_size": 5, "parallel_groups": 2}
+
+
 @pytest.fixture()
 def service(services):
-    svc = current_event_reindexing_service._get_current_object()
-    old = (svc.batch_size, svc.max_memory_percent, svc.parallel)
-    svc.batch_size, svc.parallel = 5, 2  # groups of one record, two in flight
-    yield svc
-    svc.batch_size, svc.max_memory_percent, svc.parallel = old
+    return current_event_reindexing_service._get_current_object()
 
 
 def test_migration_copies_and_enriches_every_event(data, service):
     months = {m.format("YYYY-MM") for m in MONTHS}
     assert sum(n for (t, m), n in data["expected"].items() if m in months) > 3 * 2 * 30
-    report = service.reindex_events(month_filter=RANGE, fresh_start=True)
+    report = service.reindex_events(month_filter=RANGE, fresh_start=True, **SMALL)
     assert report["completed"] and report["total_errors"] == 0, report
     robots_seen = 0
     for (event_type, month), count in data["expected"].items():
@@ -147,7 +146,7 @@ def test_migration_copies_and_enriches_every_event(data, service):
 
 def test_interrupted_run_resumes_from_its_bookmark(data, services, service):
     first = service.reindex_events(event_types=["view"], month_filter=RANGE, fresh_start=True,
-                                   max_batches=2)
+                                   max_batches=2, **SMALL)
     assert not first["completed"]
     months = first["event_types"]["view"]["months"]
     # Batches are record groups in recid order; batch size 5 < any record's
@@ -159,23 +158,26 @@ def test_interrupted_run_resumes_from_its_bookmark(data, services, service):
     status = services.test_cli_runner().invoke(cli, ["usage-events", "status"])
     second_recid = sorted(data["ids"].values())[1]
     assert status.exit_code == 0 and f"in progress  after record {second_recid}" in status.output
-    second = service.reindex_events(event_types=["view"], month_filter=RANGE, max_batches=1000)
+    second = service.reindex_events(event_types=["view"], month_filter=RANGE, max_batches=1000,
+                                    **SMALL)
     assert second["completed"]
     for month, r in second["event_types"]["view"]["months"].items():
         assert r["processed"] == data["expected"][("record-view", month)] - first_two[month]
 
 
-def test_low_memory_threshold_stops_cleanly(data, service):
-    """Memory crosses the threshold mid-month: the run stops with a bookmark and resumes."""
+def test_cancel_mid_month_stops_cleanly_and_resumes(data, service):
+    """A cancel request mid-month: the run stops with a bookmark and resumes from it."""
+    from invenio_stats_dashboard.utils.jobs import request_cancel
+
     first = MONTHS[0].format("YYYY-MM")
 
-    def squeeze(event_type, month, processed):  # after the first finished group
-        service.max_memory_percent = 1
+    def cancel(event_type, month, processed):  # after the first finished group
+        request_cancel("community_stats_usage_events")
 
     report = service.reindex_events(event_types=["view"], month_filter=first,
-                                    fresh_start=True, progress=squeeze)
+                                    fresh_start=True, progress=cancel, **SMALL)
     result = report["event_types"]["view"]["months"][first]
-    assert not report["completed"] and "memory" in report["health_issues"][0]
+    assert not report["completed"] and report["health_issues"] == ["cancelled"]
     assert result["interrupted"] and not result["completed"]
     # Two groups were in flight when the check failed: both finished, both bookmarked.
     recids = sorted(data["ids"].values())
@@ -184,11 +186,20 @@ def test_low_memory_threshold_stops_cleanly(data, service):
     assert result["processed"] == done
     mark = service.reindexing_bookmark_api.get_bookmark(f"view-{first}-reindexing")
     assert mark["last_record_id"] == recids[1] and not mark["completed"]
-    service.max_memory_percent = 99
-    report = service.reindex_events(event_types=["view"], month_filter=first)
+    report = service.reindex_events(event_types=["view"], month_filter=first, **SMALL)
     assert report["completed"]
     rest = report["event_types"]["view"]["months"][first]["processed"]
     assert rest == data["expected"][("record-view", first)] - done  # only the remainder
+
+
+def test_low_memory_threshold_stops_before_copying(data, service):
+    first = MONTHS[1].format("YYYY-MM")
+    report = service.reindex_events(event_types=["view"], month_filter=first,
+                                    fresh_start=True, max_memory_percent=0.001, **SMALL)
+    result = report["event_types"]["view"]["months"][first]
+    assert not report["completed"] and "memory" in report["health_issues"][0], report
+    assert result["interrupted"] and result["processed"] == 0
+    assert service.reindex_events(event_types=["view"], month_filter=first, **SMALL)["completed"]
 
 
 def test_bad_months_are_rejected(services):
@@ -196,17 +207,57 @@ def test_bad_months_are_rejected(services):
     assert result.exit_code == 1 and "Malformed month '2024-13'" in result.output
 
 
-def test_sigkill_at_random_points_loses_and_duplicates_nothing(data, services, child_env):
-    """SIGKILL the migration 5 times at random points of its progress, then finish."""
+def month_counts(months):
+    """Events each month shows through the read aliases (what every reader sees)."""
+    counts = {}
+    for event_type, stem in (("record-view", "record-view"), ("file-download", "file-download")):
+        alias = prefix_index(f"events-stats-{stem}")
+        current_search_client.indices.refresh(index=f"{alias}*")
+        for month in months:
+            start = arrow.get(month).floor("month")
+            counts[(event_type, month)] = current_search_client.count(index=alias, body={
+                "query": {"range": {"timestamp": {
+                    "gte": start.format("YYYY-MM-DDTHH:mm:ss"),
+                    "lt": start.shift(months=1).format("YYYY-MM-DDTHH:mm:ss")}}}})["count"]
+    return counts
+
+
+def reset_to_legacy(service, months):
+    """Back to before the migration: no enriched index, no bookmark, stock indices read."""
+    for month in months:
+        for event_type, stem in (("view", "record-view"), ("download", "file-download")):
+            source = prefix_index(f"events-stats-{stem}-{month}")
+            current_search_client.indices.delete(index=f"{source}-v2.0.0", ignore=[404])
+            current_search_client.indices.put_alias(index=source,
+                                                    name=prefix_index(f"events-stats-{stem}"))
+            current_search_client.indices.put_settings(
+                index=source, body={"index.blocks.write": None})
+            service.reindexing_bookmark_api.delete_bookmark(f"{event_type}-{month}-reindexing")
+
+
+def wait_for_lock_release(name="community_stats_usage_events", timeout=30):
+    """A killed holder's lock expires by itself within its lease."""
+    from invenio_stats_dashboard.utils.jobs import holder
+
+    deadline = time.monotonic() + timeout
+    while holder(name) is not None:
+        assert time.monotonic() < deadline, "a killed run's lock did not expire"
+        time.sleep(0.1)
+
+
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(data, services, child_env,
+                                                             monkeypatch, service):
+    """SIGKILL the migration 5 times at random points; every month stays readable."""
     from invenio_stats_dashboard.cli.common import invenio_argv
 
+    monkeypatch.setenv("INVENIO_STATS_DASHBOARD_LOCK_LEASE", "1")
     argv = invenio_argv("usage-events", "migrate", "--batch-size", "2", "-m", RANGE)
-    service = current_event_reindexing_service._get_current_object()
-    months = {m.format("YYYY-MM") for m in MONTHS}
+    months = sorted(m.format("YYYY-MM") for m in MONTHS)
+    expected = {k: v for k, v in data["expected"].items() if k[1] in months}
 
     targets = ",".join(prefix_index(f"events-stats-{stem}-{month}-v2.0.0")
                        for month in months for stem in ("record-view", "file-download"))
-    total = sum(n for (_, month), n in data["expected"].items() if month in months)
+    total = sum(expected.values())
 
     def migrated():
         return current_search_client.count(index=targets, ignore_unavailable=True)["count"]
@@ -216,27 +267,29 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(data, services, c
             f"{t}-{month}-reindexing") or {}).get("completed")
             for month in months for t in ("view", "download"))
 
-    for month in months:  # start from a first migration: no targets yet
-        for stem in ("record-view", "file-download"):
-            current_search_client.indices.delete(
-                index=prefix_index(f"events-stats-{stem}-{month}-v2.0.0"), ignore=[404])
+    reset_to_legacy(service, months)
+    assert month_counts(months) == expected
     subprocess.run(argv + ["--fresh-start", "--max-batches", "1"], check=False,
                    capture_output=True, timeout=300)
     rng = random.Random(5)
-    kills = []
+    kills, views = [], []
     for left in range(5, 0, -1):
         done = migrated()
         goal = done + rng.uniform(0.2, 0.8) * (total - done) / (left + 1)  # a random point ahead
+        wait_for_lock_release()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while migrated() < goal and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+            views.append(month_counts(months))  # readers, while it runs
         proc.kill()  # SIGKILL: no cleanup of any kind
         proc.wait()
         # A server-side copy in flight may still finish after the kill; the
         # run itself must not have: some month is not marked complete.
         kills.append((migrated(), unfinished()))
+        views.append(month_counts(months))  # and right after the kill
     assert all(n > 0 and left > 0 for n, left in kills), kills  # every kill landed mid-run
+    assert views and all(v == expected for v in views)  # every event, exactly once, always
+    wait_for_lock_release()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     for (event_type, month), count in data["expected"].items():
@@ -244,6 +297,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(data, services, c
         source = prefix_index(f"events-stats-{stem}-{month}")
         assert set(all_docs(f"{source}-v2.0.0")) == set(all_docs(source))
         assert current_search_client.count(index=f"{source}-v2.0.0")["count"] == count
+    assert month_counts(months) == expected
     status = services.test_cli_runner().invoke(cli, ["usage-events", "status"])
     assert status.exit_code == 0 and "completed" in status.output
 
@@ -285,7 +339,6 @@ def test_current_month_switchover_keeps_events_written_meanwhile(data, services,
 
     from invenio_stats_dashboard.demo.usage_events import BROWSER_UA
 
-    services.config["STATS_DASHBOARD_EVENT_ROUTING_TTL"] = 1
     recid = data["ids"]["r3"]
     record = current_rdm_records_service.record_cls.pid.resolve(recid)
     month_start = arrow.utcnow().floor("month")
@@ -293,7 +346,7 @@ def test_current_month_switchover_keeps_events_written_meanwhile(data, services,
                           per_record=40, start=month_start.datetime,
                           end=arrow.utcnow().shift(minutes=-5).datetime, seed=3)
     planned["file-download"] = []
-    index_events(planned)
+    index_legacy(planned)
     month = month_start.format("YYYY-MM")
     stock_name = prefix_index(f"events-stats-record-view-{month}")
     target = f"{stock_name}-v2.0.0"
@@ -329,8 +382,6 @@ def test_current_month_switchover_keeps_events_written_meanwhile(data, services,
     legacy = len(planned["record-view"])
     assert current_search_client.count(index=target)["count"] == legacy + sum(written)
     # The stock name is now a write alias of the enriched index; reads see it too.
-    assert not current_search_client.indices.exists(index=stock_name) or \
-        current_search_client.indices.exists_alias(name=stock_name)
     alias = current_search_client.indices.get_alias(name=stock_name)
     assert list(alias) == [target] and alias[target]["aliases"][stock_name]["is_write_index"]
     assert current_search_client.indices.exists_alias(
@@ -375,20 +426,20 @@ def test_reenrichment_after_a_subcount_change_reaches_later_events(data, service
     original = service.subcount_configs
     try:
         service.subcount_configs = {k: v for k, v in original.items() if k != "languages"}
-        report = service.reenrich_events(month_filter=months)
+        report = service.reenrich_events(month_filter=months, **SMALL)
         assert report["completed"] and report["total_errors"] == 0, report
         assert all(r["processed"] > 0 for t in report["event_types"].values()
                    for r in t["months"].values())  # every month was really rewritten
         docs = r1_events()
         assert docs and all("languages" not in d for d in docs)
         assert all(d["resource_type"]["id"] == "publication-article" for d in docs)
-        again = service.reenrich_events(month_filter=months)  # same config: nothing to do
+        again = service.reenrich_events(month_filter=months, **SMALL)  # same config: nothing to do
         assert again["total_processed"] == 0 and again["completed"]
     finally:
         service.subcount_configs = original
-    report = service.reenrich_events(month_filter=months, max_batches=1)  # interrupted...
+    report = service.reenrich_events(month_filter=months, max_batches=1, **SMALL)  # interrupted...
     assert not report["completed"]
-    report = service.reenrich_events(month_filter=months)  # ...and resumed
+    report = service.reenrich_events(month_filter=months, **SMALL)  # ...and resumed
     assert report["completed"] and report["total_errors"] == 0, report
     docs = r1_events()
     live = [d for d in docs if d["timestamp"][:7] == month and

@@ -116,7 +116,7 @@ def test_reenrich_cli(services, generated):
     result = run(services, "usage-events", "re-enrich", "-m", "2023-13")
     assert result.exit_code == 1 and "Malformed month" in result.output
     result = run(services, "usage-events", "re-enrich", "-m", "1999-01")
-    assert result.exit_code == 1 and "No migrated" in result.output
+    assert result.exit_code == 1 and "No enriched event indices" in result.output
 
 
 def test_cleanup_old_indices_deletes_only_verified_months(services, generated):
@@ -189,7 +189,13 @@ def test_a_failing_month_keeps_its_source_and_is_retried(services, records):
         assert not result["completed"] and "failed on the server" in result["errors"][0]
         assert current_search_client.count(index=source)["count"] == 5  # untouched
         alias = prefix_index("events-stats-file-download")
-        assert not current_search_client.indices.exists_alias(name=alias, index=target)
+        current_search_client.indices.refresh(index=f"{alias}*")
+        in_month = {"query": {"range": {"timestamp": {"gte": f"{month}-01T00:00:00", "lt": f"{month}-28T00:00:00"}}}}
+        # Readers still see the month exactly once: the stock index serves it, the
+        # enriched one joins the alias filtered to live writes (it has none).
+        assert current_search_client.count(index=alias, body=in_month)["count"] == 5
+        assert current_search_client.indices.get_alias(index=target, name=alias)[target][
+            "aliases"][alias]["filter"]
         mark = service.reindexing_bookmark_api.get_bookmark(f"download-{month}-reindexing")
         assert not (mark or {}).get("completed")
 

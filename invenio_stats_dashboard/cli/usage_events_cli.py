@@ -2,12 +2,13 @@
 """``invenio community-stats usage-events migrate | migrate-background | status``."""
 
 import re
+import threading
 
 import click
 
 from ..exceptions import InvalidInputError
 from ..proxies import current_event_reindexing_service
-from ..services.usage_reindexing.months import EVENT_TYPES, matches_months
+from ..services.usage_reindexing.months import EVENT_TYPES
 from .common import (
     Progress,
     command_errors,
@@ -76,28 +77,24 @@ def migrate_command(event_types, max_batches, batch_size, max_memory_percent,
         click.echo(f"Task started with ID: {task.id}")
         return
     service = current_event_reindexing_service._get_current_object()
-    if batch_size:
-        service.batch_size = batch_size
-    if max_memory_percent:
-        service.max_memory_percent = max_memory_percent
+    rows = [r for r in service.count_total_events(list(event_types) or None, months or None)
+            if r["state"] not in ("enriched live",)]
     if dry_run:
         click.echo("DRY RUN - No changes will be made")
-        for row in service.count_total_events():
-            if row["event_type"] in (event_types or EVENT_TYPES) and _in(row["month"], months):
-                click.echo(f"  {row['source_index']}: {row['old_count']} events, "
-                           f"{row['remaining_count']} remaining ({row['state']})")
+        for row in rows:
+            click.echo(f"  {row['source_index']}: {row['old_count']} events, "
+                       f"{row['remaining_count']} remaining ({row['state']})")
         return
-    rows = [r for r in service.count_total_events()
-            if r["event_type"] in (event_types or EVENT_TYPES) and _in(r["month"], months)]
     progress = MonthProgress("Migrating events",
                              sum(r["old_count"] if fresh_start else r["remaining_count"]
-                                 for r in rows))
+                                 for r in rows if r["state"] != "completed" or fresh_start))
     try:
         report = service.reindex_events(event_types=list(event_types) or None,
                                         max_batches=max_batches,
                                         delete_old_indices=delete_old_indices,
                                         fresh_start=fresh_start, month_filter=months or None,
-                                        progress=progress)
+                                        progress=progress, batch_size=batch_size,
+                                        max_memory_percent=max_memory_percent)
     finally:
         progress.close()
     if report.get("error"):
@@ -108,24 +105,24 @@ def migrate_command(event_types, max_batches, batch_size, max_memory_percent,
                                    "indices are untouched and they are retried on the next run")
 
 
-def _in(month, months):
-    return matches_months(month, months or None)
-
-
 class MonthProgress(Progress):
-    """Adapts the services' ``(event_type, month, processed)`` callback to one bar."""
+    """Adapts the services' ``(event_type, month, processed)`` callback to one bar.
+
+    Months run concurrently, so each reports its own count and the bar shows
+    their sum (thread-safe).
+    """
 
     def __init__(self, label, total):
         """``total`` events expected over all months."""
         super().__init__(label)
-        self.total, self.base, self.key, self.last = total, 0, None, 0
+        self.total, self.done = total, {}
+        self._lock = threading.Lock()
 
     def __call__(self, event_type, month, processed):
         """Progress within a month; months add up."""
-        if (event_type, month) != self.key:
-            self.base, self.key, self.last = self.base + self.last, (event_type, month), 0
-        self.last = processed
-        super().__call__(min(self.base + processed, self.total), self.total)
+        with self._lock:
+            self.done[(event_type, month)] = processed
+            super().__call__(min(sum(self.done.values()), self.total), self.total)
 
 
 def echo_report(report, verb="copied"):
@@ -142,7 +139,7 @@ def echo_report(report, verb="copied"):
                        f"{r['batches']} batches ({r.get('total_time', 0):.1f} s)"
                        + (f"; source {counts['source']} = target {counts['target']}"
                           if counts and r["completed"] else ""))
-            unknown = r.get("records_without_metadata") or []
+            unknown = sorted(set(r.get("records_without_metadata") or []))
             if unknown:
                 click.echo(f"    warning: {len(unknown)} record(s) not in the records index "
                            f"(no metadata on their events), e.g. {', '.join(unknown[:3])}")
@@ -217,28 +214,43 @@ def status_command(**_upstream_flags):
     Upstream's ``--show-*`` flags are accepted; everything is always shown.
     """
     require_enabled()
-    rows = current_event_reindexing_service.count_total_events()
+    service = current_event_reindexing_service._get_current_object()
+    rows = service.count_total_events()
     header = (f"{'type':<9}{'month':<9}{'source':>9}{'migrated':>10}{'remaining':>11}  "
               f"{'state':<12} bookmark")
     click.echo("Migration Status")
     click.echo(header)
     click.echo("-" * len(header))
     for r in rows:
+        note = " (stock index write-blocked by an interrupted run)" if r["write_blocked"] else ""
         click.echo(f"{r['event_type']:<9}{r['month']:<9}{r['old_count']:>9}"
                    f"{r['migrated_count']:>10}{r['remaining_count']:>11}  {r['state']:<12} "
-                   f"{r['bookmark'] or '-'}")
+                   f"{r['bookmark'] or '-'}{note}")
     total = sum(r["old_count"] for r in rows)
     migrated = sum(r["migrated_count"] for r in rows)
     click.echo(f"Total: {total} events, {migrated} migrated, {total - migrated} remaining")
-    service = current_event_reindexing_service._get_current_object()
+    echo_enrichment(service)
+
+
+def echo_enrichment(service):
+    """Which enriched months are out of date, and why (config or membership)."""
     digest = service.subcount_digest()
-    done = [r for r in rows if r["state"] == "completed"]
-    stale = [r for r in done
-             if not service.enrichment_is_current(r["event_type"], r["month"], digest)]
-    click.echo(f"Enrichment: {len(done) - len(stale)} of {len(done)} migrated months use the "
-               f"current subcount configuration ({digest})")
-    if stale:
-        names = [f"{r['event_type']} {r['month']}" for r in stale]
-        click.echo("  Out of date: " + ", ".join(names[:6])
-                   + (f" and {len(names) - 6} more" if len(names) > 6 else ""))
+    months = [s for t in EVENT_TYPES for s in service.enriched_months(t)]
+    stale_config, stale_members = [], []
+    for state in months:
+        name = f"{state.event_type} {state.month}"
+        if service.enrichment_marks(state)[0] != digest:
+            stale_config.append(name)
+        else:
+            changed = service.membership_changes(state)
+            if changed:
+                stale_members.append(f"{name} ({len(changed)} records)")
+    click.echo(f"Enrichment: {len(months) - len(stale_config)} of {len(months)} enriched months "
+               f"use the current subcount configuration ({digest})")
+    for label, names in (("Out of date (configuration)", stale_config),
+                         ("Membership changed since stamped", stale_members)):
+        if names:
+            click.echo(f"  {label}: " + ", ".join(names[:6])
+                       + (f" and {len(names) - 6} more" if len(names) > 6 else ""))
+    if stale_config or stale_members:
         click.echo("  Run: invenio community-stats usage-events re-enrich")

@@ -29,29 +29,30 @@ def reenrich_command(event_types, months, max_batches, batch_size, fresh_start, 
     require_enabled()
     months = validate_months(months)
     service = current_event_reindexing_service._get_current_object()
-    if batch_size:
-        service.batch_size = batch_size
     types = list(event_types) or list(EVENT_TYPES)
-    indices = [(t, i) for t in types for i in service.get_enriched_indices(t, months or None)]
-    if not indices:
-        raise click.ClickException("No migrated (-v2.0.0) indices match; run "
+    months_found = [s for t in types for s in service.enriched_months(t, months or None)]
+    if not months_found:
+        raise click.ClickException("No enriched event indices match; run "
                                    "'usage-events migrate' first.")
     digest = service.subcount_digest()
     if dry_run:
         click.echo(f"DRY RUN - subcount configuration {digest}")
-        for event_type, index in indices:
-            month = index.rsplit("-v2.0.0", 1)[0][-7:]
-            state = ("current" if service.enrichment_is_current(event_type, month, digest)
-                     else "out of date")
-            count = service.client.count(index=index)["count"]
-            click.echo(f"  {index}: {count} events, {state}")
+        for state in months_found:
+            count = service.client.count(index=state.enriched_index)["count"]
+            if service.enrichment_marks(state)[0] != digest:
+                why = "out of date (configuration)"
+            else:
+                changed = service.membership_changes(state)
+                why = (f"membership changed for {len(changed)} records" if changed
+                       else "current")
+            click.echo(f"  {state.enriched_index}: {count} events, {why}")
         return
-    total = sum(service.client.count(index=i)["count"] for _, i in indices)
+    total = sum(service.client.count(index=s.enriched_index)["count"] for s in months_found)
     progress = MonthProgress("Re-enriching events", total)
     try:
         report = service.reenrich_events(event_types=types, month_filter=months or None,
                                          max_batches=max_batches, fresh_start=fresh_start,
-                                         progress=progress)
+                                         progress=progress, batch_size=batch_size)
     finally:
         progress.close()
     echo_report(report, verb="re-enriched")

@@ -210,7 +210,16 @@ STATS_DASHBOARD_LOCK_CONFIG = {
         "lock_timeout": 3600,  # seconds
         "lock_name": "community_stats_cache_generation",
     },
+    # ours: usage-event migration and re-enrichment (one run at a time)
+    "usage_events": {
+        "enabled": True,
+        "lock_timeout": 86400,  # seconds
+        "lock_name": "community_stats_usage_events",
+    },
 }
+# ours: a lock's lease (seconds), renewed by its holder while it runs; a killed
+# holder's lock expires by itself after this long (upstream: lock_timeout, G21).
+STATS_DASHBOARD_LOCK_LEASE = 60
 
 # --- 9. Response cache and registry (Redis) ---
 
@@ -232,6 +241,11 @@ STATS_DASHBOARD_REINDEXING_MAX_MEMORY_PERCENT = 85  # host memory stop threshold
 STATS_DASHBOARD_REINDEXING_MAX_SPOT_CHECK_SAMPLE_SIZE = 100  # not defined upstream
 #: Ours: record groups copied concurrently by the migration (server-side).
 STATS_DASHBOARD_REINDEXING_PARALLEL_GROUPS = 2
+# ours: months migrated (or re-enriched) at the same time; each has its groups in flight
+STATS_DASHBOARD_REINDEXING_PARALLEL_MONTHS = 3
+# ours: throttle each server-side copy to this many events per second (None = as fast
+# as the cluster goes), to spare a busy production cluster during the migration
+STATS_DASHBOARD_REINDEXING_REQUESTS_PER_SECOND = None
 
 # --- 11. Aggregation tuning ---
 
@@ -301,9 +315,5 @@ COMMUNITY_STATS_AGGREGATIONS = {
 COMMUNITY_STATS_BACKFILL_PAGE_SIZE = 500
 # Folder of background-job PID/status/log files; None = <instance>/stats-dashboard-processes.
 STATS_DASHBOARD_PROCESS_DIR = None
-# Seconds the event indexer caches where a month's events go (its -v2.0.0
-# index once the migration created it); the current-month switchover waits
-# this long before its final copy.
-STATS_DASHBOARD_EVENT_ROUTING_TTL = 60
 
 __all__ = tuple(name for name in list(globals()) if name.isupper())

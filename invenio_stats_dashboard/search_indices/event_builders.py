@@ -1,16 +1,29 @@
 # Part of invenio-stats-dashboard (MIT License).
-"""Live view/download events, enriched when they are built (fixes upstream G1, G11).
+"""Live view/download events, enriched (fixes upstream G1, G11), and their indexer.
 
-The builders add to InvenioRDM's stock events the communities the record is in
-*now* (its parent's communities, M1/M5) and the subcount fields of
-``COMMUNITY_STATS_SUBCOUNTS`` — extracted by the same ``MetadataExtractor`` the
-migration uses, so live and migrated events carry the same fields.
+The builders add to InvenioRDM's stock events the subcount fields of
+``COMMUNITY_STATS_SUBCOUNTS`` — extracted by the same ``MetadataExtractor``
+the migration uses — and, provisionally, the parent's communities.
 
-``EnrichedEventsIndexer`` writes each event pruned to the mapping of the index
-it lands in: an index created from our v2 template keeps everything, while a
-legacy current-month index (strict stock mapping) gets the stock fields only
-— the event is kept, unenriched, and the migration enriches it later. Without
-this, an enriched event sent to a stock index would be rejected and lost.
+``EnrichedEventsIndexer`` then decides where each event goes and what it
+says, batch by batch:
+
+* **Routing, checked on every bulk.** A month whose ``-v2.0.0`` index exists
+  (the migration created it) is written there, so its stock index stops
+  changing and can be frozen and copied completely. Nothing is cached, so the
+  migration never waits for a cache to expire.
+* **Communities from the membership log**, the same source and rule as the
+  migration (M1/U1; T3: the event stands for the last instant of its stored
+  second). The builder's provisional value is kept only for records the log
+  does not know yet (before the backfill). A record restored after one of its
+  communities was deleted is therefore not stamped with that community (M3),
+  live or migrated alike.
+* **Pruning to the target's mapping**: a legacy stock index keeps the event
+  with stock fields instead of rejecting it.
+* **Nothing consumed is dropped**: documents refused for a reason that can
+  pass (a write block, a full queue, a moved index) are routed again and
+  retried; if they still fail they go back to the queue, marked so that the
+  preprocessors are not applied twice.
 """
 
 import json
@@ -19,12 +32,25 @@ from importlib.resources import files
 
 from flask import current_app
 from invenio_rdm_records.resources.stats import event_builders as stock
+from invenio_search.engine import search
 from invenio_search.proxies import current_search_client
 from invenio_stats.processors import EventsIndexer
 
-from ..services.enrichment import MetadataExtractor, prune
+from ..services import events_log as log
+from ..services.enrichment import (
+    MembershipIntervals,
+    MetadataExtractor,
+    prune,
+    subcount_digest,
+)
+from .names import ENRICHED_SUFFIX, META_KEY
 
-ENRICHED_FIELDS_TTL = 60  # default seconds a month's target and mapping are cached
+MAPPING_TTL = 60  # seconds a concrete index's mapping is cached
+REQUEUED = "_isd_requeued"  # marks a message whose preprocessing is done
+RETRYABLE = {"cluster_block_exception", "es_rejected_execution_exception",
+             "opensearch_rejected_execution_exception", "index_not_found_exception",
+             "unavailable_shards_exception", "process_cluster_event_timeout_exception",
+             "connection"}
 
 
 def _enrich(event, record):
@@ -60,33 +86,62 @@ def _template_properties(stem):
     return body["template"]["mappings"]["properties"]
 
 
+def _skip_requeued(preprocessor):
+    def wrapped(msg):
+        return msg if msg.get(REQUEUED) else preprocessor(msg)
+    return wrapped
+
+
+def _chunks(iterable, size):
+    chunk = []
+    for item in iterable:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _bulk_action(action):
+    return {k: v for k, v in action.items() if k not in ("_stock_index", "_message")}
+
+
 class EnrichedEventsIndexer(EventsIndexer):
-    """invenio-stats' indexer: routes a month to its migrated index, prunes to mappings.
+    """invenio-stats' indexer: per-bulk routing, log stamps, pruning, no loss."""
 
-    Once a month's ``-v2.0.0`` index exists (the migration created it), events
-    of that month are written there directly, so the stock index stops
-    changing and can be copied completely before it is swapped out — no event
-    written during a migration is lost. The lookup is cached for
-    ``STATS_DASHBOARD_EVENT_ROUTING_TTL`` seconds; the migration waits that
-    long after creating a target before its final copy.
-    """
+    chunk_size = 500
+    retries = 5  # attempts after the first; back-off from 0.5 s, doubling (about 15 s)
+    _mappings = {}  # concrete index -> (expiry, properties)
 
-    _mappings = {}  # index name -> (expiry, (target index, properties))
+    def __init__(self, *args, **kwargs):
+        """Stock set-up; preprocessors skip messages that come back from a retry."""
+        super().__init__(*args, **kwargs)
+        self.preprocessors = [_skip_requeued(p) for p in self.preprocessors]
 
+    # -- where and what ------------------------------------------------------
     def _target(self, index):
-        ttl = current_app.config.get("STATS_DASHBOARD_EVENT_ROUTING_TTL", ENRICHED_FIELDS_TTL)
+        """The month's enriched index once it exists, else the stock name.
+
+        A month's first event creates its index (from our template), with a
+        ``_meta`` saying it was enriched live and under which subcount
+        configuration, so ``status`` and ``re-enrich`` know it from a legacy
+        month that still needs migrating.
+        """
+        client = current_search_client
+        target = f"{index}{ENRICHED_SUFFIX}"
+        if client.indices.exists(index=target):
+            return target
+        if not client.indices.exists(index=index):
+            digest = subcount_digest(current_app.config.get("COMMUNITY_STATS_SUBCOUNTS"))
+            client.indices.create(index=index, ignore=[400], body={"mappings": {"_meta": {
+                META_KEY: {"enriched": "live", "subcount_digest": digest}}}})
+        return index
+
+    def _properties(self, index):
         cached = self._mappings.get(index)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        client = current_search_client
-        target = f"{index}-v2.0.0"
-        if not client.indices.exists(index=target):
-            target = index
-        result = (target, self._properties(target))
-        self._mappings[index] = (time.monotonic() + ttl, result)
-        return result
-
-    def _properties(self, index):
         client = current_search_client
         if client.indices.exists(index=index):
             mapping = client.indices.get_mapping(index=index)
@@ -94,17 +149,85 @@ class EnrichedEventsIndexer(EventsIndexer):
         else:  # will be created from our v2 template
             stem = "file-download" if "file-download" in index else "record-view"
             props = _template_properties(stem)
+        self._mappings[index] = (time.monotonic() + MAPPING_TTL, props)
         return props
 
-    def actionsiter(self):
-        """Stock actions, with sources pruned to what the target index maps."""
-        for action in super().actionsiter():
-            action["_index"], props = self._target(action["_index"])
+    def prepare(self, actions):
+        """Route, stamp from the log and prune a batch of stock actions (copies)."""
+        routes = {}
+        recids = {a["_source"].get("recid") for a in actions} - {None}
+        members = MembershipIntervals(recids) if recids else None
+        prepared = []
+        for action in actions:
+            stock_index = action.get("_stock_index") or action["_index"]
+            if stock_index not in routes:
+                target = self._target(stock_index)
+                routes[stock_index] = (target, self._properties(target))
+            target, props = routes[stock_index]
+            message = action.get("_message") or action["_source"]
+            recid = message.get("recid")
+            stamped = message
+            if members is not None and recid in members.known and "community_ids" in props:
+                stamped = {**message, "community_ids": members.at(recid, message["timestamp"])}
             source = {}
-            for key, value in action["_source"].items():
+            for key, value in stamped.items():
                 if key in props:
                     pruned = prune(value, props[key])
                     if pruned is not None or key == "community_ids":
                         source[key] = pruned if pruned is not None else []
-            action["_source"] = source
-            yield action
+            prepared.append({**action, "_index": target, "_source": source,
+                             "_stock_index": stock_index, "_message": message})
+        return prepared
+
+    # -- indexing ------------------------------------------------------------
+    def actionsiter(self):
+        """Stock actions, prepared (for callers that bulk them themselves)."""
+        for chunk in _chunks(super().actionsiter(), self.chunk_size):
+            for action in self.prepare(chunk):
+                yield _bulk_action(action)
+
+    def run(self):
+        """Index the queue batch by batch; returns ``(indexed, failed)`` like the stock one."""
+        log.refresh()  # stamps must see membership changes written just now
+        indexed, failed, requeue = 0, 0, []
+        for chunk in _chunks(super().actionsiter(), self.chunk_size):
+            done, rejected, again = self._index(self.prepare(chunk))
+            indexed, failed = indexed + done, failed + rejected
+            requeue.extend(again)
+        if requeue:  # after consuming, so that they do not come straight back
+            self.queue.publish([{**a["_message"], REQUEUED: True} for a in requeue])
+            current_app.logger.warning("requeued %d usage events the cluster refused for now",
+                                       len(requeue))
+        return indexed, failed
+
+    def _index(self, actions):
+        """Bulk with retries; returns ``(indexed, rejected for good, to requeue)``."""
+        indexed, pending, delay = 0, actions, 0.5
+        for attempt in range(self.retries + 1):
+            ok, errors = search.helpers.bulk(
+                current_search_client, [_bulk_action(a) for a in pending],
+                raise_on_error=False, raise_on_exception=False, chunk_size=self.chunk_size)
+            indexed += ok
+            if not errors:
+                return indexed, 0, []
+            refused = {}
+            for error in errors:
+                info = next(iter(error.values()))
+                refused[info.get("_id")] = info
+            pending = [a for a in pending if a["_id"] in refused]
+            kinds = {_kind(info) for info in refused.values()}
+            for a in pending:  # the mapping or the route may have changed: look again
+                self._mappings.pop(a["_index"], None)
+            if attempt and not kinds & RETRYABLE:
+                current_app.logger.error("usage events rejected: %s", list(refused.values())[:3])
+                return indexed, len(pending), []
+            if attempt < self.retries:
+                time.sleep(delay)
+                delay *= 2
+                pending = self.prepare(pending)
+        return indexed, 0, pending
+
+
+def _kind(info):
+    error = info.get("error")
+    return error.get("type") if isinstance(error, dict) else "connection"

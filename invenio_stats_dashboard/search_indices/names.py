@@ -18,6 +18,8 @@ BOOKMARKS_REINDEXING = "stats-bookmarks-reindexing"
 EVENT_TYPES = {"view": "record-view", "download": "file-download"}
 #: Suffix of an enriched monthly event index.
 ENRICHED_SUFFIX = "-v2.0.0"
+#: Key under the mapping ``_meta`` of event indices our extension created live.
+META_KEY = "invenio_stats_dashboard"
 
 
 def prefixed(stem):

@@ -10,10 +10,12 @@ them), put them at start-up, and give invenio-stats an empty template package
 when the flag is off, so nothing is put through the wrong API.
 """
 
+import json
 import logging
 
 from flask import current_app
 from invenio_search.proxies import current_search
+from invenio_search.utils import build_alias_name, prefix_index
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +63,10 @@ def put_index_templates(packages=None, strict=False):
     packages = template_packages(current_app.config) if packages is None else packages
     try:
         for name, path in register_index_templates(packages).items():
-            current_search._put_template(
-                name, path, current_search.client.indices.put_index_template, ignore=None
-            )
+            with open(path, encoding="utf-8") as fh:
+                body = fh.read().replace("__SEARCH_INDEX_PREFIX__", prefix_index(""))
+            current_search.client.indices.put_index_template(
+                name=build_alias_name(name), body=json.loads(body))
     except Exception:
         if strict:
             raise

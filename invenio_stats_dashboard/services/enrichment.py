@@ -10,6 +10,8 @@ configuration change; values are pruned to what the v2 event mapping knows
 """
 
 import bisect
+import hashlib
+import json
 from collections import defaultdict
 
 from datetime import datetime, timezone
@@ -120,18 +122,22 @@ def records_metadata(record_ids, client=None):
 
 
 class MembershipIntervals:
-    """Which communities each record was in at any instant (M1, U1).
+    """Which communities each record was in at any instant (M1, U1, T3).
 
-    Built from every log document of the batch's records; ``global`` is
-    left out (every event counts for ``global``).
+    Built from every log document of the batch's records. ``global`` is left
+    out of the intervals (every event counts for ``global``) but tells which
+    records the log knows at all (``known``): a record without a ``global``
+    document has no membership history yet (the backfill has not reached it).
     """
 
     def __init__(self, record_ids, client=None):
         """Read the log once for ``record_ids``."""
         changes = defaultdict(list)  # (recid, community) -> [(epoch ms, written, added)]
+        self.known = set()
         for hit in log.iter_documents(record_ids, client):
             s = hit["_source"]
             if s["community_id"] == log.GLOBAL:
+                self.known.add(s["record_id"])
                 continue
             changes[(s["record_id"], s["community_id"])].append(
                 (epoch_ms(s["event_date"]), arrow.get(s["timestamp"]).float_timestamp,
@@ -147,14 +153,25 @@ class MembershipIntervals:
         return [[c, t, a] for c, t, a in sorted(self._by_record.get(recid, ()))]
 
     def at(self, recid, instant):
-        """Sorted community ids ``recid`` was in at ``instant`` (ISO string)."""
-        ms = epoch_ms(instant)
+        """Sorted community ids ``recid`` was in at a stored event's ``instant`` (T3)."""
+        ms = event_instant_ms(instant)
         members = []
         for community, times, added in self._by_record.get(recid, ()):
             i = bisect.bisect_right(times, ms) - 1
             if i >= 0 and added[i]:
                 members.append(community)
         return sorted(members)
+
+
+def event_instant_ms(timestamp):
+    """T3: a stored event stands for the *last* instant of its stored second.
+
+    Stored events carry whole seconds (invenio-stats drops the fraction), so
+    a membership change anywhere in that second counts as before the event.
+    The painless twin of this is in ``usage_reindexing.server_side``.
+    """
+    ms = epoch_ms(timestamp)
+    return ms - ms % 1000 + 999
 
 
 def epoch_ms(value):
@@ -166,3 +183,70 @@ def epoch_ms(value):
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return int(when.timestamp()) * 1000 + when.microsecond // 1000
+
+
+def subcount_digest(subcount_configs):
+    """Fingerprint of the event fields ``COMMUNITY_STATS_SUBCOUNTS`` derives.
+
+    Stored with every enrichment (bookmarks, and the ``_meta`` of indices made
+    from our templates), so a configuration change shows which months are out
+    of date.
+    """
+    parts = sorted([field, path if isinstance(path, str)
+                    else f"{path.__module__}.{path.__qualname__}"]
+                   for field, path in MetadataExtractor(subcount_configs).fields)
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+#: A log document written this long after its ``event_date`` is *retroactive*
+#: (backfill, reconciliation): events indexed in between were stamped without it.
+RETROACTIVE_LAG_MS = 60_000
+
+
+def log_mark(client=None):
+    """The newest write instant in the membership log (ISO), or None when empty.
+
+    Kept with a month's enrichment: log documents written after it may change
+    the month's stamps (``changed_records``).
+    """
+    client = client or current_search_client
+    if not client.indices.exists_alias(name=log.alias_name()):
+        return None
+    res = client.search(index=log.alias_name(), body={
+        "size": 0, "aggs": {"mark": {"max": {"field": "timestamp"}}}})
+    value = res["aggregations"]["mark"].get("value_as_string")
+    return value
+
+
+def changed_records(since, before, client=None, page=1000):
+    """Record ids whose membership changed retroactively after ``since``.
+
+    Log documents written after ``since`` (``timestamp``), dated before
+    ``before`` (``event_date``, the month's end) and written more than
+    ``RETROACTIVE_LAG_MS`` after their own date. Live writes are excluded:
+    events indexed after them were already stamped with them. Streams a
+    composite aggregation (no cap).
+    """
+    client = client or current_search_client
+    if not client.indices.exists_alias(name=log.alias_name()):
+        return
+    filters = [{"range": {"event_date": {"lt": before}}},
+               {"script": {"script": {"lang": "painless", "params": {"lag": RETROACTIVE_LAG_MS},
+                "source": "doc['timestamp'].value.toInstant().toEpochMilli() - "
+                          "doc['event_date'].value.toInstant().toEpochMilli() > params.lag"}}}]
+    if since:
+        filters.append({"range": {"timestamp": {"gt": since}}})
+    after = None
+    while True:
+        composite = {"size": page, "sources": [{"r": {"terms": {"field": "record_id"}}}]}
+        if after:
+            composite["after"] = after
+        res = client.search(index=log.alias_name(), body={
+            "size": 0, "query": {"bool": {"filter": filters}},
+            "aggs": {"records": {"composite": composite}}})
+        buckets = res["aggregations"]["records"]["buckets"]
+        for bucket in buckets:
+            yield bucket["key"]["r"]
+        if len(buckets) < page:
+            return
+        after = res["aggregations"]["records"]["after_key"]

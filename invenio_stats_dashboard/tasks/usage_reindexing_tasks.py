@@ -3,6 +3,7 @@
 
 from celery import shared_task
 
+from ..exceptions import TaskLockAcquisitionError
 from ..proxies import current_event_reindexing_service
 
 
@@ -10,15 +11,22 @@ from ..proxies import current_event_reindexing_service
 def reindex_usage_events_with_metadata(event_types=None, max_batches=None, batch_size=None,
                                        max_memory_percent=None, delete_old_indices=False,
                                        fresh_start=False, months=None):
-    """Run the migration; returns its report (a JSON-able dict)."""
+    """Run the migration; returns its report (a JSON-able dict).
+
+    The options apply to this run only; while another migration or
+    re-enrichment holds the lock the report says ``skipped``.
+    """
     service = current_event_reindexing_service._get_current_object()
-    if batch_size:
-        service.batch_size = min(int(batch_size), 10_000)
-    if max_memory_percent:
-        service.max_memory_percent = float(max_memory_percent)
-    return service.reindex_events(event_types=event_types, max_batches=max_batches,
-                                  delete_old_indices=delete_old_indices,
-                                  fresh_start=fresh_start, month_filter=months or None)
+    try:
+        return service.reindex_events(event_types=event_types, max_batches=max_batches,
+                                      delete_old_indices=delete_old_indices,
+                                      fresh_start=fresh_start, month_filter=months or None,
+                                      batch_size=batch_size,
+                                      max_memory_percent=max_memory_percent)
+    except TaskLockAcquisitionError as exc:
+        return {"completed": False, "skipped": True, "error": str(exc),
+                "total_processed": 0, "total_errors": 0, "event_types": {},
+                "health_issues": []}
 
 
 @shared_task(ignore_result=False)

@@ -15,6 +15,7 @@ import arrow
 from invenio_rdm_records.proxies import current_rdm_records_service
 from invenio_search.proxies import current_search_client
 from ..search_indices.names import records_index
+from ..search_indices.stock import create_stock_month
 
 from ..demo.usage_events import (
     PUBLIC_IPS,
@@ -103,8 +104,17 @@ class UsageEventFactory:
                     event.update(extractor.extract_fields(docs[event["recid"]], event["recid"]))
                 event["community_ids"] = members.at(event["recid"], event["timestamp"])
 
-    def index_usage_events(self, planned):
-        """Publish and index; returns ``{"indexed": n, "errors": m}``."""
+    def index_usage_events(self, planned, enriched=False):
+        """Publish and index; returns ``{"indexed": n, "errors": m}``.
+
+        Unenriched events simulate an instance before installation: months
+        that do not exist yet are created with InvenioRDM's stock mapping, so
+        the migration has legacy months to work on.
+        """
+        if not enriched:
+            for stem, events in planned.items():
+                for month in sorted({e["timestamp"][:7] for e in events}):
+                    create_stock_month(stem, month)
         total = sum(len(events) for events in planned.values())
         indexed = sum(index_events(planned).values())
         return {"indexed": indexed, "errors": total - indexed}
@@ -114,6 +124,6 @@ class UsageEventFactory:
         planned = self.generate_repository_events(**options)
         result = {"generated": {t: len(e) for t, e in planned.items()}, "indexed": 0, "errors": 0}
         if not dry_run:
-            result.update(self.index_usage_events(planned))
+            result.update(self.index_usage_events(planned, options.get("enrich_events")))
         return result
 

@@ -11,8 +11,10 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
     """Migration positions: one document per ``<type>-YYYY-MM-reindexing`` task.
 
     Upstream's fields are kept; ours are ``last_record_id`` (groups are
-    copied in ``recid`` order, so a resumed run continues after it) and
-    ``config_hash`` (the subcount definition a re-enrichment used).
+    copied in ``recid`` order, so a resumed run continues after it),
+    ``config_hash`` (the subcount definition the enrichment used) and
+    ``membership_mark`` (the membership log's newest write when the month's
+    stamps were computed: later retroactive writes make it out of date).
     """
 
     INDEX = BOOKMARKS_REINDEXING
@@ -20,8 +22,9 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
         "task_id": {"type": "keyword"}, "last_event_id": {"type": "keyword"},
         "last_event_timestamp": {"type": "date", "format": "date_optional_time"},
         "last_record_id": {"type": "keyword"}, "config_hash": {"type": "keyword"},
+        "membership_mark": {"type": "date", "format": "date_optional_time"},
         "completed": {"type": "boolean"}}}
-    OURS = ("last_record_id", "config_hash")
+    OURS = ("last_record_id", "config_hash", "membership_mark", "completed")
 
     def __init__(self, client=None):
         """Bind to the reindexing bookmark index."""
@@ -41,14 +44,16 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
         self._ready = True
 
     def set_bookmark(self, task_id, last_event_id=None, last_event_timestamp=None,
-                     completed=False, last_record_id=None, config_hash=None):
+                     completed=False, last_record_id=None, config_hash=None,
+                     membership_mark=None):
         """Record the position (and whether the month is complete)."""
         self._ensure()
         # No refresh: bookmarks are read by id, and GET is real-time.
         self.client.index(index=self.index, id=task_id, body={
             "task_id": task_id, "last_event_id": last_event_id,
             "last_event_timestamp": last_event_timestamp, "last_record_id": last_record_id,
-            "config_hash": config_hash, "completed": completed})
+            "config_hash": config_hash, "membership_mark": membership_mark,
+            "completed": completed})
 
     def get_bookmark(self, task_id, refresh_time=60):
         """The bookmark document, or None."""

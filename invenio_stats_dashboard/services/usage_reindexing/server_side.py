@@ -26,11 +26,17 @@ STOCK_FIELDS = frozenset((
     "timestamp", "recid", "parent_recid", "unique_id", "visitor_id", "country",
     "unique_session_id", "referrer", "via_api", "is_machine", "is_robot", "bucket_id",
     "file_id", "file_key", "size", "ip_address", "session_id", "user_agent", "user_id",
-    "updated_timestamp", "parent_id", "record_id", "labels", "community_ids"))
+    "updated_timestamp", "parent_id", "record_id", "labels", "community_ids", "migrated"))
+#: Set on every event the migration copies: while a month is migrated its
+#: enriched index is read through a filtered alias that hides the copies
+#: (the stock index still serves them) and shows what live writes put there.
+MIGRATED_FIELD = "migrated"
 
 #: Mirrors ``enrichment`` for one event: subcount fields from the record,
 #: ``file_types`` from the file key, ``community_ids`` from the membership
-#: intervals at the event's instant (M1/U1), then pruning to the mapping.
+#: intervals at the event's instant — the last millisecond of its stored
+#: second (T3, like ``enrichment.event_instant_ms``) — then pruning to the
+#: mapping. ``params.mark`` flags a migration copy (``MIGRATED_FIELD``).
 ENRICH_SCRIPT = """
 def s = ctx._source;
 def r = s.recid;
@@ -50,6 +56,7 @@ if (r != null && params.members.containsKey(r)) {
   boolean zoned = ts.endsWith('Z') || ts.indexOf('+', t) > 0 || ts.indexOf('-', t) > 0;
   long ms = zoned ? OffsetDateTime.parse(ts).toInstant().toEpochMilli()
                   : LocalDateTime.parse(ts).toInstant(ZoneOffset.UTC).toEpochMilli();
+  ms = ms - (ms % 1000L) + 999L;  // after 1970: the same as Python's floor modulo
   for (def c : params.members[r]) {
     def times = c[1]; int last = -1;
     for (int j = 0; j < times.size(); ++j) { if (times[j] <= ms) { last = j; } else { break; } }
@@ -57,12 +64,17 @@ if (r != null && params.members.containsKey(r)) {
   }
 }
 s.community_ids = ids;
+if (params.mark) { s.migrated = true; }
 s.entrySet().removeIf(e -> e.getValue() == null || !params.allowed.containsKey(e.getKey()));
 """
 
 
-def group_params(recids, extractor, mapping):
-    """Script params for one group: pruned metadata and membership per record."""
+def group_params(recids, extractor, mapping, mark=False):
+    """Script params for one group: pruned metadata and membership per record.
+
+    ``unknown`` lists records the log has no history for (no ``global``
+    document): their events would be stamped "in no community".
+    """
     docs = records_metadata(recids) if recids else {}
     members = MembershipIntervals(recids) if recids else None
     meta = {}
@@ -71,8 +83,10 @@ def group_params(recids, extractor, mapping):
         values = {k: prune(v, mapping[k]) for k, v in fields.items() if k in mapping}
         meta[recid] = {k: v for k, v in values.items() if v is not None}
     return {"meta": meta, "members": {r: members.intervals(r) for r in recids} if recids else {},
+            "unknown": sorted(set(recids) - members.known) if recids else [],
             "drop": sorted(set(mapping) - STOCK_FIELDS),
             "file_types": "file_types" in mapping,
+            "mark": bool(mark and MIGRATED_FIELD in mapping),
             "allowed": dict.fromkeys(sorted(set(mapping) | {"community_ids"}), True)}
 
 
@@ -81,8 +95,8 @@ def script(params):
     return {"lang": "painless", "source": ENRICH_SCRIPT, "params": params}
 
 
-def record_groups(client, index, after=None, batch_size=5000, page=1000):
-    """Yield lists of recids, in ``recid`` order after ``after``.
+def record_groups(client, index, after=None, batch_size=5000, page=1000, query=None):
+    """Yield lists of recids, in ``recid`` order after ``after`` (among ``query``'s events).
 
     A group closes at ``batch_size`` events or ``MAX_RECORDS_PER_GROUP``
     records; one record with more events than ``batch_size`` is a group of
@@ -93,8 +107,10 @@ def record_groups(client, index, after=None, batch_size=5000, page=1000):
         composite = {"size": page, "sources": [{"recid": {"terms": {"field": "recid"}}}]}
         if after is not None:
             composite["after"] = {"recid": after}
-        res = client.search(index=index, body={
-            "size": 0, "aggs": {"g": {"composite": composite}}})
+        body = {"size": 0, "aggs": {"g": {"composite": composite}}}
+        if query:
+            body["query"] = query
+        res = client.search(index=index, body=body)
         buckets = res["aggregations"]["g"]["buckets"]
         for bucket in buckets:
             recid, count = bucket["key"]["recid"], bucket["doc_count"]
@@ -160,7 +176,11 @@ def cancel_stale_copies(client, index):
 
 
 def raise_on_failures(response):
-    """A server-side copy with failures must not count as done."""
+    """A server-side copy with failures, cancelled or timed out must not count as done."""
+    if response.get("canceled"):
+        raise RuntimeError(f"server-side copy cancelled: {response['canceled']}")
+    if response.get("timed_out"):
+        raise RuntimeError("server-side copy timed out")
     failures = response.get("failures") or []
     if failures:
         cause = failures[0].get("cause", failures[0])

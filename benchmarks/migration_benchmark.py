@@ -69,19 +69,18 @@ def main():
             client.indices.refresh(index=",".join(sources))
             print(f"generated {args.events} events in {time.monotonic() - started:.1f} s")
 
-            svc.batch_size = args.batch_size
-            svc.parallel = args.parallel or svc.parallel
+            options = {"batch_size": args.batch_size, "parallel_groups": args.parallel}
             started = time.monotonic()
             if args.profile:
                 import cProfile
                 import pstats
                 profiler = cProfile.Profile()
                 report = profiler.runcall(svc.reindex_events, event_types=["view"],
-                                          month_filter=months, fresh_start=True)
+                                          month_filter=months, fresh_start=True, **options)
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
             else:
                 report = svc.reindex_events(event_types=["view"], month_filter=months,
-                                            fresh_start=True)
+                                            fresh_start=True, **options)
             migrate_s = time.monotonic() - started
             assert report["completed"], report
             migrated = report["total_processed"]

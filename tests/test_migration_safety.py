@@ -375,3 +375,34 @@ def test_current_month_kill_after_switch_and_delete_old(services, service, targe
     status = runner.invoke(cli, ["usage-events", "status"])
     line = next(l for l in status.output.splitlines() if l.startswith(f"view     {month}"))
     assert "completed" in line
+
+
+def test_cancelling_a_background_migration_stops_it_cleanly(services, service, targets,
+                                                           child_env, tmp_path):
+    """The job protocol: `processes cancel` asks the run to stop at its next group
+    (SIGTERM becomes a cancel request); the lock is released, the bookmark kept,
+    the month still served by its stock index, and the next run completes it."""
+    from invenio_stats_dashboard.utils.process_manager import ProcessManager
+
+    month, expected = legacy_month(targets, 13, per_record=60, seed=37)
+    pid_dir = ["--pid-dir", str(tmp_path)]
+    runner = services.test_cli_runner()
+    started = runner.invoke(cli, ["usage-events", "migrate-background", "-e", "view", "-m", month,
+                                  "--batch-size", "2", *pid_dir])
+    assert started.exit_code == 0, started.output
+    job = ProcessManager("event-migration", tmp_path)
+    deadline = time.monotonic() + 60
+    while holder(LOCK) is None and time.monotonic() < deadline:  # the run has begun
+        time.sleep(0.01)
+    assert holder(LOCK) is not None
+    cancel = runner.invoke(cli, ["processes", "cancel", "event-migration", *pid_dir])
+    assert cancel.exit_code == 0, cancel.output
+    assert job.status()["status"] == "cancelled"
+    assert holder(LOCK) is None  # released by the run itself, not left to expire
+    log = "".join(job.read_log(200) or [])
+    assert "Traceback" not in log
+    mark = service.reindexing_bookmark_api.get_bookmark(f"view-{month}-reindexing")
+    assert not (mark or {}).get("completed")
+    assert read_count("record-view", month) == expected
+    assert service.reindex_events(event_types=["view"], month_filter=month)["completed"]
+    assert read_count("record-view", month) == expected

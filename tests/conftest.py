@@ -218,6 +218,7 @@ def legacy_events(services, records, versioned_record):
         plan_events,
     )
     from invenio_rdm_records.proxies import current_rdm_records_service
+    from legacy_indices import create_stock_months
 
     now = datetime.now(timezone.utc)
     start = (now.replace(day=1) - timedelta(days=62)).replace(day=1)
@@ -226,6 +227,8 @@ def legacy_events(services, records, versioned_record):
         record = current_rdm_records_service.record_cls.pid.resolve(item.id)
         targets.append(RecordTarget.from_record(record, created=start))
     planned = plan_events(targets, per_record=40, start=start, end=now, seed=7)
+    create_stock_months(sorted({e["timestamp"][:7] for events in planned.values()
+                                for e in events}))  # indices from before installation
     index_events(planned)
     current_search_client.indices.refresh(index=f"{RUN_PREFIX}events-stats-*")
     return planned, expected_counts(planned)

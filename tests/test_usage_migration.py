@@ -28,6 +28,7 @@ from invenio_stats_dashboard.demo.usage_events import (
 from invenio_stats_dashboard.proxies import current_event_reindexing_service
 from invenio_stats_dashboard.services import events_log as log
 
+from legacy_indices import assert_stock, create_stock_months
 from oracles import wipe_log
 
 ROBOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -68,6 +69,7 @@ def data(services, make_record, communities):
         for event in events[::7]:
             event["user_agent"] = ROBOT_UA
             robots.add((event_type, event["recid"], event["timestamp"][:19]))
+    create_stock_months([m.format("YYYY-MM") for m in MONTHS])  # as before installation
     index_events(planned)
     current_search_client.indices.refresh(index=prefix_index("events-stats-*"))
     per_record = Counter((t, e["timestamp"][:7], e["recid"]) for t, events in planned.items()
@@ -117,6 +119,7 @@ def test_migration_copies_and_enriches_every_event(data, service):
         source = prefix_index(f"events-stats-{stem}-{month}")
         target = f"{source}-v2.0.0"
         assert current_search_client.count(index=target)["count"] == count  # nothing lost
+        assert_stock(source)  # migrated from InvenioRDM's stock mapping, left untouched
         result = report["event_types"]["view" if stem == "record-view" else "download"]["months"][month]
         assert result["batches"] >= 3 and result["completed"]
         src, dst = all_docs(source), all_docs(target)
@@ -293,8 +296,9 @@ def test_current_month_switchover_keeps_events_written_meanwhile(data, services,
                           per_record=40, start=month_start.datetime,
                           end=arrow.utcnow().shift(minutes=-5).datetime, seed=3)
     planned["file-download"] = []
-    index_events(planned)
     month = month_start.format("YYYY-MM")
+    create_stock_months([month], ["record-view"])  # the month began before installation
+    index_events(planned)
     stock_name = prefix_index(f"events-stats-record-view-{month}")
     target = f"{stock_name}-v2.0.0"
     stop, written = threading.Event(), []

@@ -11,8 +11,9 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
     """Migration positions: one document per ``<type>-YYYY-MM-reindexing`` task.
 
     Upstream's fields are kept; ours are ``last_record_id`` (groups are
-    copied in ``recid`` order, so a resumed run continues after it) and
-    ``config_hash`` (the subcount definition a re-enrichment used).
+    copied in ``recid`` order, so a resumed run continues after it),
+    ``config_hash`` (the subcount definition a re-enrichment used) and
+    ``completed``. An existing index lacking any of them gets them mapped.
     """
 
     INDEX = BOOKMARKS_REINDEXING
@@ -21,7 +22,6 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
         "last_event_timestamp": {"type": "date", "format": "date_optional_time"},
         "last_record_id": {"type": "keyword"}, "config_hash": {"type": "keyword"},
         "completed": {"type": "boolean"}}}
-    OURS = ("last_record_id", "config_hash")
 
     def __init__(self, client=None):
         """Bind to the reindexing bookmark index."""
@@ -35,10 +35,23 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
         if not self.client.indices.exists(index=self.index):
             self.client.indices.create(index=self.index, body={"mappings": self.MAPPING},
                                        ignore=[400])
-        else:  # an index made by upstream or an older version may lack our fields
-            self.client.indices.put_mapping(index=self.index, body={"properties": {
-                name: self.MAPPING["properties"][name] for name in self.OURS}})
+        else:
+            self._add_missing_fields()
         self._ready = True
+
+    def _add_missing_fields(self):
+        """Map every field of ``MAPPING`` the existing index lacks.
+
+        An index made by upstream's package (strict, its three fields) or by
+        an older version of ours would reject our documents otherwise.
+        """
+        found = self.client.indices.get_mapping(index=self.index)
+        have = {name for body in found.values()
+                for name in body["mappings"].get("properties", {})}
+        missing = {name: field for name, field in self.MAPPING["properties"].items()
+                   if name not in have}
+        if missing:
+            self.client.indices.put_mapping(index=self.index, body={"properties": missing})
 
     def set_bookmark(self, task_id, last_event_id=None, last_event_timestamp=None,
                      completed=False, last_record_id=None, config_hash=None):

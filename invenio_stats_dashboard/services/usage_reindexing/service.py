@@ -22,12 +22,12 @@ as a write alias.
 import time
 
 import arrow
-import psutil
 from flask import current_app
 from invenio_search.proxies import current_search_client
 from ...search_indices.names import events_alias
 
 from .. import events_log as log
+from ..health import HealthCheck
 from . import server_side
 from .bookmarks import EventReindexingBookmarkAPI
 from .copier import GroupCopier
@@ -50,6 +50,7 @@ class EventReindexingService(MaintenanceMixin):
         self.batch_size = min(int(config["STATS_DASHBOARD_REINDEXING_BATCH_SIZE"]), 10_000)
         self.max_batches = int(config["STATS_DASHBOARD_REINDEXING_MAX_BATCHES"])
         self.max_memory_percent = float(config["STATS_DASHBOARD_REINDEXING_MAX_MEMORY_PERCENT"])
+        self.max_heap_percent = float(config["STATS_DASHBOARD_REINDEXING_MAX_HEAP_PERCENT"])
         self.max_spot_check_sample_size = int(
             config.get("STATS_DASHBOARD_REINDEXING_MAX_SPOT_CHECK_SAMPLE_SIZE", 100))
         self.subcount_configs = config["COMMUNITY_STATS_SUBCOUNTS"]
@@ -95,31 +96,8 @@ class EventReindexingService(MaintenanceMixin):
 
     # -- health --------------------------------------------------------------
     def check_health_conditions(self):
-        """Host and own memory, OpenSearch heap, cluster state: ``{is_healthy, reason}``.
-
-        All compared with ``STATS_DASHBOARD_REINDEXING_MAX_MEMORY_PERCENT``.
-        """
-        memory = psutil.virtual_memory().percent
-        if memory > self.max_memory_percent:
-            return {"is_healthy": False,
-                    "reason": f"memory usage {memory:.0f}% above {self.max_memory_percent:.0f}%"}
-        own = psutil.Process().memory_percent()
-        if own > self.max_memory_percent:
-            return {"is_healthy": False, "reason": f"this process uses {own:.1f}% of memory, "
-                                                   f"above {self.max_memory_percent:.0f}%"}
-        try:
-            health = self.client.cluster.health(request_timeout=5)
-            if health.get("status") == "red":
-                return {"is_healthy": False, "reason": "cluster status is red"}
-            stats = self.client.nodes.stats(metric="jvm", request_timeout=5)
-            for node in stats.get("nodes", {}).values():
-                heap = node["jvm"]["mem"]["heap_used_percent"]
-                if heap > self.max_memory_percent:
-                    return {"is_healthy": False,
-                            "reason": f"OpenSearch heap {heap}% above {self.max_memory_percent:.0f}%"}
-        except Exception as exc:
-            return {"is_healthy": False, "reason": f"cluster unreachable: {exc}"}
-        return {"is_healthy": True, "reason": "ok"}
+        """``{is_healthy, reason}`` before each group: memory, heap, cluster (``health``)."""
+        return HealthCheck(self.max_memory_percent, self.max_heap_percent, self.client).check()
 
     # -- migration -----------------------------------------------------------
     def reindex_events(self, event_types=None, max_batches=None, delete_old_indices=False,

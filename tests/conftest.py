@@ -89,7 +89,12 @@ def _init_community_custom_fields(client):
 
 
 def _delete_run_indices(client):
+    from invenio_stats_dashboard.search_indices.event_builders import EnrichedEventsIndexer
+
     client.indices.delete(index=f"{RUN_PREFIX}*", ignore=[404], expand_wildcards="all")
+    # The live indexer caches each month's target and mapping for a minute;
+    # the next module recreates those names, maybe with another mapping.
+    EnrichedEventsIndexer._mappings.clear()
     for name in client.indices.get_index_template(name=f"{RUN_PREFIX}*", ignore=[404]).get(
         "index_templates", []
     ):

@@ -27,7 +27,7 @@ import time
 import uuid
 
 import psutil
-from opensearchpy import helpers
+from invenio_search.engine import search
 
 LANGS = ["eng", "fra", "deu", "spa", "ita", "nld", "por", "pol"]
 
@@ -124,7 +124,7 @@ def main():
                     yield {"_index": f"{records_index()}-bench", "_id": doc["id"],
                            "_source": doc}
 
-            helpers.bulk(client, records(), chunk_size=2000, request_timeout=300)
+            search.helpers.bulk(client, records(), chunk_size=2000, request_timeout=300)
             client.indices.refresh(index=records_index())
             floor_ids, wide_ids = recids[args.records:], recids[:args.records]
             log.write((log.make_event(r, "global", "added", "2018-06-01T00:00:00")
@@ -143,7 +143,8 @@ def main():
                                "is_robot": False, "is_machine": False, "via_api": False}}
 
             for month, ids in ((floor_month, floor_ids), (wide_month, wide_ids)):
-                helpers.bulk(client, events(month, ids), chunk_size=5000, request_timeout=300)
+                search.helpers.bulk(client, events(month, ids), chunk_size=5000,
+                                    request_timeout=300)
             client.indices.refresh(index=prefix_index("events-stats-record-view-*"))
             print(f"setup: {len(recids)} records, 2 x {args.records} events "
                   f"in {time.monotonic() - started:.0f} s")

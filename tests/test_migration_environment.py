@@ -14,7 +14,6 @@ import pytest
 from invenio_search.engine import search
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
-from opensearchpy import helpers
 
 from invenio_stats_dashboard.demo.usage_events import (
     RecordTarget,
@@ -84,7 +83,7 @@ def assert_migrated(data, month):
     for stem in ("record-view", "file-download"):
         target = prefix_index(f"events-stats-{stem}-{month}-v2.0.0")
         current_search_client.indices.refresh(index=target)
-        docs = [h["_source"] for h in helpers.scan(current_search_client, index=target)]
+        docs = [h["_source"] for h in search.helpers.scan(current_search_client, index=target)]
         assert len(docs) == data["expected"][(stem, month)] > 5
         assert all(d["community_ids"] == data["communities"][d["recid"]] for d in docs)
 

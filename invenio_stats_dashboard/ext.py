@@ -177,10 +177,15 @@ def merge_community_custom_fields(config):
 
 
 def finalize_app(app):
-    """Register menus and make sure our index templates exist in OpenSearch."""
-    if app.config.get("COMMUNITY_STATS_ENABLED"):
-        register_menus(app)
-        put_community_field_mappings(app)
+    """Register menus and make sure our index templates exist in OpenSearch.
+
+    A disabled extension installs nothing: no template (ours would shape every
+    new monthly event index), so the cluster stays InvenioRDM's stock one.
+    """
+    if not app.config.get("COMMUNITY_STATS_ENABLED"):
+        return
+    register_menus(app)
+    put_community_field_mappings(app)
     put_aggregation_templates(app)
 
 

@@ -32,7 +32,7 @@ from invenio_stats_dashboard.proxies import current_event_reindexing_service
 from invenio_stats_dashboard.services import events_log as log
 from invenio_stats_dashboard.utils.jobs import configured_job, holder
 
-from legacy import index_legacy
+from legacy_indices import index_legacy
 
 LOCK = "community_stats_usage_events"
 CREATED = datetime.now(timezone.utc) - timedelta(days=400)

@@ -23,7 +23,7 @@ from invenio_stats_dashboard.demo import rdm
 from invenio_stats_dashboard.demo.usage_events import RecordTarget, index_events, view_event
 from invenio_stats_dashboard.proxies import current_event_reindexing_service
 
-from legacy import index_legacy
+from legacy_indices import index_legacy
 
 #: A whole second, three months back: every change below is at BASE + hours + a fraction.
 BASE = (datetime.now(timezone.utc) - timedelta(days=92)).replace(

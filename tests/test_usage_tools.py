@@ -18,6 +18,7 @@ from invenio_search.utils import prefix_index
 from invenio_stats_dashboard.cli import cli
 from invenio_stats_dashboard.proxies import current_event_reindexing_service
 from invenio_stats_dashboard.utils.process_manager import ProcessManager
+from legacy_indices import create_stock_months
 
 JAN, FEB = "2023-01", "2023-02"
 
@@ -52,6 +53,7 @@ def oldest_records(n):
 def generated(services, records):
     """Three views per record for the 4 oldest records in January 2023."""
     current_search_client.indices.refresh(index=prefix_index("rdmrecords-records"))
+    create_stock_months([JAN, FEB])  # legacy months: InvenioRDM's stock mapping
     picked = oldest_records(4)
     with_files = sum(1 for _, has in picked if has)
     assert 0 < with_files < 4  # both kinds are exercised

@@ -238,6 +238,8 @@ STATS_AGG_REGISTRY_PREFIX = "stats_agg_registry"
 STATS_DASHBOARD_REINDEXING_BATCH_SIZE = 5000  # events per batch (clamped to 10,000)
 STATS_DASHBOARD_REINDEXING_MAX_BATCHES = 1000  # per monthly index per run
 STATS_DASHBOARD_REINDEXING_MAX_MEMORY_PERCENT = 85  # host memory stop threshold
+#: Ours: stop threshold on the OpenSearch JVM heap (upstream compared nothing, G22).
+STATS_DASHBOARD_REINDEXING_MAX_HEAP_PERCENT = 90
 STATS_DASHBOARD_REINDEXING_MAX_SPOT_CHECK_SAMPLE_SIZE = 100  # not defined upstream
 #: Ours: record groups copied concurrently by the migration (server-side).
 STATS_DASHBOARD_REINDEXING_PARALLEL_GROUPS = 2

@@ -14,7 +14,9 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
     copied in ``recid`` order, so a resumed run continues after it),
     ``config_hash`` (the subcount definition the enrichment used) and
     ``membership_mark`` (the membership log's newest write when the month's
-    stamps were computed: later retroactive writes make it out of date).
+    stamps were computed: later retroactive writes make it out of date). An existing
+    index lacking any of our fields (made by upstream, or by an older version)
+    gets them mapped.
     """
 
     INDEX = BOOKMARKS_REINDEXING
@@ -24,7 +26,6 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
         "last_record_id": {"type": "keyword"}, "config_hash": {"type": "keyword"},
         "membership_mark": {"type": "date", "format": "date_optional_time"},
         "completed": {"type": "boolean"}}}
-    OURS = ("last_record_id", "config_hash", "membership_mark", "completed")
 
     def __init__(self, client=None):
         """Bind to the reindexing bookmark index."""
@@ -38,10 +39,23 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
         if not self.client.indices.exists(index=self.index):
             self.client.indices.create(index=self.index, body={"mappings": self.MAPPING},
                                        ignore=[400])
-        else:  # an index made by upstream or an older version may lack our fields
-            self.client.indices.put_mapping(index=self.index, body={"properties": {
-                name: self.MAPPING["properties"][name] for name in self.OURS}})
+        else:
+            self._add_missing_fields()
         self._ready = True
+
+    def _add_missing_fields(self):
+        """Map every field of ``MAPPING`` the existing index lacks.
+
+        An index made by upstream's package (strict, its three fields) or by
+        an older version of ours would reject our documents otherwise.
+        """
+        found = self.client.indices.get_mapping(index=self.index)
+        have = {name for body in found.values()
+                for name in body["mappings"].get("properties", {})}
+        missing = {name: field for name, field in self.MAPPING["properties"].items()
+                   if name not in have}
+        if missing:
+            self.client.indices.put_mapping(index=self.index, body={"properties": missing})
 
     def set_bookmark(self, task_id, last_event_id=None, last_event_timestamp=None,
                      completed=False, last_record_id=None, config_hash=None,

@@ -29,6 +29,7 @@ from ...search_indices.names import events_alias
 from ...utils.jobs import configured_job
 from .. import events_log as log
 from ..enrichment import MetadataExtractor, log_mark
+from ..health import HealthCheck
 from . import aliases, server_side
 from .bookmarks import EventReindexingBookmarkAPI
 from .copier import GroupCopier
@@ -57,6 +58,7 @@ class EventReindexingService(StatusMixin, MaintenanceMixin):
     batch_size = property(lambda self: self.defaults.batch_size)
     max_batches = property(lambda self: self.defaults.max_batches)
     max_memory_percent = property(lambda self: self.defaults.max_memory_percent)
+    max_heap_percent = property(lambda self: self.defaults.max_heap_percent)
 
     def settings(self, **overrides):
         """This run's settings: the defaults with the caller's options."""
@@ -97,10 +99,10 @@ class EventReindexingService(StatusMixin, MaintenanceMixin):
 
     # -- health --------------------------------------------------------------
     def check_health_conditions(self, settings=None):
-        """Host and own memory, OpenSearch heap, cluster state: ``{is_healthy, reason}``."""
-        from ..health import check_health
-
-        return check_health(self.client, settings or self.defaults)
+        """``{is_healthy, reason}`` before each group: memory, heap, cluster (``health``)."""
+        settings = settings or self.defaults
+        return HealthCheck(settings.max_memory_percent, settings.max_heap_percent,
+                           self.client).check()
 
     # -- migration -----------------------------------------------------------
     def reindex_events(self, event_types=None, max_batches=None, delete_old_indices=False,

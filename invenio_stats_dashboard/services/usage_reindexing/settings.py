@@ -19,6 +19,7 @@ class RunSettings:
     batch_size: int = 5000
     max_batches: int = 1000
     max_memory_percent: float = 85.0
+    max_heap_percent: float = 90.0
     parallel_groups: int = 2
     parallel_months: int = 3
     sample_size: int = 100
@@ -31,6 +32,7 @@ class RunSettings:
             batch_size=min(int(config["STATS_DASHBOARD_REINDEXING_BATCH_SIZE"]), MAX_BATCH_SIZE),
             max_batches=int(config["STATS_DASHBOARD_REINDEXING_MAX_BATCHES"]),
             max_memory_percent=float(config["STATS_DASHBOARD_REINDEXING_MAX_MEMORY_PERCENT"]),
+            max_heap_percent=float(config.get("STATS_DASHBOARD_REINDEXING_MAX_HEAP_PERCENT", 90)),
             parallel_groups=max(1, int(config.get("STATS_DASHBOARD_REINDEXING_PARALLEL_GROUPS", 2))),
             parallel_months=max(1, int(config.get("STATS_DASHBOARD_REINDEXING_PARALLEL_MONTHS", 3))),
             sample_size=int(config.get("STATS_DASHBOARD_REINDEXING_MAX_SPOT_CHECK_SAMPLE_SIZE", 100)),

@@ -92,8 +92,7 @@ class CommunityRecordEventsService:
                 {"c": {"terms": {"field": "community_id"}}}]}}
             if after:
                 agg["composite"]["after"] = after
-            res = self.client.search(index=log.alias_name(),
-                                     body={"size": 0, "aggs": {"by": agg}})
+            res = log.search_log({"size": 0, "aggs": {"by": agg}}, self.client)
             buckets = res["aggregations"]["by"]["buckets"]
             counts.update({b["key"]["c"]: b["doc_count"] for b in buckets})
             after = res["aggregations"]["by"].get("after_key")
@@ -124,8 +123,8 @@ class CommunityRecordEventsService:
                                                          "precision_threshold": 40000}}}}}}
             if after:
                 agg["composite"]["after"] = after
-            res = self.client.search(index=log.alias_name(),
-                                     body={"size": 0, "aggs": {"by": agg}})["aggregations"]["by"]
+            res = log.search_log({"size": 0, "aggs": {"by": agg}},
+                                 self.client)["aggregations"]["by"]
             for b in res["buckets"]:
                 community = b["key"]["c"]
                 if community == log.GLOBAL:

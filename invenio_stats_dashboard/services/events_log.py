@@ -226,6 +226,18 @@ def iter_transitions(record_ids=None, client=None, community_ids=None):
             yield from transitions(hits)
 
 
+def search_log(body, client=None):
+    """One search over the log; a shard that fails (e.g. a tripped memory breaker)
+    raises instead of silently shortening the result (and a composite paging)."""
+    client = client or current_search_client
+    res = client.search(index=alias_name(), body=body)
+    shards = res.get("_shards") or {}
+    if shards.get("failed"):
+        raise RuntimeError(f"{shards['failed']} shard(s) of the membership log failed: "
+                           f"{(shards.get('failures') or [None])[0]}")
+    return res
+
+
 def log_record_ids(client=None, community_ids=None):
     """Every record id in the log (optionally: with documents for ``community_ids``)."""
     client = client or current_search_client
@@ -238,8 +250,8 @@ def log_record_ids(client=None, community_ids=None):
         agg = {"composite": {"size": 1000, "sources": [{"r": {"terms": {"field": "record_id"}}}]}}
         if after:
             agg["composite"]["after"] = after
-        res = client.search(index=alias_name(), body={"size": 0, "query": query,
-                                                      "aggs": {"ids": agg}})["aggregations"]["ids"]
+        res = search_log({"size": 0, "query": query, "aggs": {"ids": agg}},
+                         client)["aggregations"]["ids"]
         ids.extend(b["key"]["r"] for b in res["buckets"])
         after = res.get("after_key")
         if not res["buckets"] or not after:

@@ -112,15 +112,21 @@ class CommunityRecordEventsService:
         log.refresh(self.client)
         first = parse_date(first_active, "first-active date")
         since = parse_date(active_since, "active-since date")
+        # Distinct records are counted exactly up to twice the threshold (counts
+        # above it cannot fall below the threshold). OpenSearch reserves about
+        # 256 KB per cardinality bucket whatever the threshold: small pages.
+        threshold = record_threshold or 0
+        aggs = {"first": {"min": {"field": "event_date"}},
+                "last": {"max": {"field": "event_date"}}}
+        if threshold:
+            aggs["added"] = {"filter": {"term": {"event_type": log.ADDED}}, "aggs": {
+                "records": {"cardinality": {
+                    "field": "record_id",
+                    "precision_threshold": min(40000, max(100, 2 * threshold))}}}}
         keep, after = [], None
         while True:
-            agg = {"composite": {"size": 1000, "sources": [
-                {"c": {"terms": {"field": "community_id"}}}]},
-                "aggs": {"first": {"min": {"field": "event_date"}},
-                         "last": {"max": {"field": "event_date"}},
-                         "added": {"filter": {"term": {"event_type": log.ADDED}}, "aggs": {
-                             "records": {"cardinality": {"field": "record_id",
-                                                         "precision_threshold": 40000}}}}}}
+            agg = {"composite": {"size": 100 if threshold else 1000, "sources": [
+                {"c": {"terms": {"field": "community_id"}}}]}, "aggs": aggs}
             if after:
                 agg["composite"]["after"] = after
             res = log.search_log({"size": 0, "aggs": {"by": agg}},
@@ -129,7 +135,7 @@ class CommunityRecordEventsService:
                 community = b["key"]["c"]
                 if community == log.GLOBAL:
                     continue
-                if b["added"]["records"]["value"] < (record_threshold or 0):
+                if threshold and b["added"]["records"]["value"] < threshold:
                     continue
                 if first and arrow.get(b["first"]["value_as_string"]) > first.ceil("day"):
                     continue

@@ -5,7 +5,6 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import arrow
-import pytest
 import time_machine
 from invenio_search.engine import search
 from invenio_search.proxies import current_search_client

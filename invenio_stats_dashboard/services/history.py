@@ -34,7 +34,6 @@ from datetime import timedelta
 
 import arrow
 
-from . import events_log as log
 from .events_log import ADDED, GLOBAL, REMOVED
 
 #: Request types whose acceptance adds the topic record's parent to the receiver.
@@ -301,7 +300,3 @@ def _changes(community, intervals):
             out.append(Change(community, REMOVED, end.instant, end.exact))
     return out
 
-
-def iso(change):
-    """ISO string of a change's instant (the log's ``event_date``)."""
-    return log.iso(change.instant)

@@ -75,7 +75,7 @@ def search(appctx):
     list(current_search.put_index_templates(ignore=[400]))
     list(current_search.create())
     _init_community_custom_fields(current_search_client)
-    current_search_client.indices.refresh()
+    current_search_client.indices.refresh(index=f"{RUN_PREFIX}*")  # not other runs' indices
     current_queues.declare()
     yield current_search_client
     _delete_run_indices(current_search_client)

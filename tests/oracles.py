@@ -5,6 +5,7 @@ from collections import Counter
 
 from invenio_rdm_records.proxies import current_rdm_records_service
 from invenio_rdm_records.records.models import RDMRecordMetadata
+from invenio_search.engine import search
 from invenio_search.proxies import current_search_client
 
 from invenio_stats_dashboard.services import events_log as log
@@ -27,21 +28,18 @@ def oracle_pairs():
 
 
 def log_pairs():
+    """``Counter((record_id, community, type))`` of every log document."""
     log.refresh()
-    found, after = Counter(), None
-    body = {"size": 1000, "sort": [{"_id": "asc"}], "query": {"match_all": {}}}
-    while True:
-        if after:
-            body["search_after"] = after
-        hits = current_search_client.search(index=log.alias_name(), body=body)["hits"]["hits"]
-        for h in hits:
-            s = h["_source"]
-            found[(s["record_id"], s["community_id"], s["event_type"])] += 1
-        if len(hits) < 1000:
-            return found
-        after = hits[-1]["sort"]
+    found = Counter()
+    for h in search.helpers.scan(current_search_client, index=log.alias_name(),
+                                 query={"query": {"match_all": {}}}):
+        s = h["_source"]
+        found[(s["record_id"], s["community_id"], s["event_type"])] += 1
+    return found
 
 
-def wipe_log():
-    current_search_client.delete_by_query(index=log.alias_name(),
-                                          body={"query": {"match_all": {}}}, refresh=True)
+def wipe_log(query=None):
+    """Delete log documents (all, or those matching ``query``): history before installation."""
+    log.refresh()
+    current_search_client.delete_by_query(
+        index=log.alias_name(), body={"query": query or {"match_all": {}}}, refresh=True)

@@ -53,7 +53,7 @@ def _echo_scope(scope, community_ids):
               help="Show a progress bar.")
 @command_errors
 def generate_command(community_ids, record_ids, start_date, end_date, show_progress):
-    """Back-fill membership events for existing records (seed step 3b)."""
+    """Write the membership history the log misses (backfill, then repair)."""
     require_enabled()
     scope = ce.build_scope(record_ids, community_ids, start_date, end_date)
     _echo_scope(scope, community_ids)
@@ -63,6 +63,9 @@ def generate_command(community_ids, record_ids, start_date, end_date, show_progr
     counting.close()
     click.echo(f"Found {before.records_needing_events} records needing events")
     click.echo(f"Total events to create: {before.events_needed}")
+    if before.approximated_pairs:
+        click.echo(f"Pairs with estimated dates: {before.approximated_pairs} "
+                   "(see docs/community-events.md)")
     if before.events_needed == 0:
         click.echo("All records already have the required community events!")
         return
@@ -100,7 +103,7 @@ def generate_background_command(community_ids, record_ids, start_date, end_date,
 @click.option("--community-details", is_flag=True, help="Also list events needed per community.")
 @command_errors
 def status_command(community_ids, record_ids, start_date, end_date, community_details):
-    """Per community: records, events, records missing events, completeness."""
+    """Per community: records, events, pairs to repair, estimated pairs, completeness."""
     require_enabled()
     scope = ce.build_scope(record_ids, community_ids, start_date, end_date)
     click.echo("Community addition/removal event indexing status")
@@ -110,8 +113,10 @@ def status_command(community_ids, record_ids, start_date, end_date, community_de
     click.echo(f"Total records found:     {report.total_records}")
     click.echo(f"Records missing events:  {report.records_needing_events}")
     click.echo(f"Total events missing:    {report.events_needed}")
+    click.echo(f"Approximated pairs:      {report.approximated_pairs}")
     click.echo("")
-    header = f"{'community':<32} {'records':>8} {'events':>8} {'missing':>8}  completeness"
+    header = (f"{'community':<32} {'records':>8} {'events':>8} {'missing':>8} {'approx.':>8}"
+              "  completeness")
     click.echo(header)
     click.echo("-" * len(header))
     order = sorted(rows, key=lambda c: (c != GLOBAL, names.get(c, c)))
@@ -119,10 +124,14 @@ def status_command(community_ids, record_ids, start_date, end_date, community_de
         row = rows[community]
         bar = "█" * round(20 * row["completeness"]) + "░" * (20 - round(20 * row["completeness"]))
         click.echo(f"{names.get(community, community)[:32]:<32} {row['records']:>8} "
-                   f"{row['events']:>8} {row['records_missing_events']:>8}  "
+                   f"{row['events']:>8} {row['records_missing_events']:>8} "
+                   f"{row['approximated']:>8}  "
                    f"[{bar}] {100 * row['completeness']:.1f}%")
         if community_details and row["events_needed"]:
             click.echo(f"    events needed: {row['events_needed']}")
+    if report.approximated_pairs:
+        click.echo("\napprox.: (record, community) pairs whose history rests on an estimated "
+                   "date (changes the database does not date; see docs/community-events.md).")
     if report.events_needed:
         cmd = ["invenio community-stats community-events generate"]
         cmd += [f"--community-id {c}" for c in community_ids]

@@ -294,7 +294,7 @@ STATS_DATA_SERIES_MEM_BUDGET_BYTES = None  # absolute budget (positive int) ...
 STATS_DATA_SERIES_MEM_HIGH_WATER_PERCENT = 0.75  # ... else this fraction of RAM
 
 # 11.4 Other.
-COMMUNITY_STATS_FILTER_AGGREGATION_SIZE = 10000  # raise above 10k communities
+COMMUNITY_STATS_FILTER_AGGREGATION_SIZE = 10000  # upstream name; unused: the filter pages every community
 
 # --- 12. Registries merged into invenio-stats ---
 

@@ -254,10 +254,17 @@ def backdate_community(community_id, when):
 
 
 def backdate_requests(record_id, when):
-    """Set created/updated of the requests whose topic is ``record_id``."""
-    from invenio_requests.records.models import RequestMetadata
+    """Set created/updated of the requests whose topic is ``record_id``, and of their events.
 
-    db.session.query(RequestMetadata).filter(
-        RequestMetadata.json["topic"]["record"].as_string() == record_id
-    ).update({"created": when, "updated": when}, synchronize_session=False)
+    The membership history dates an acceptance by its ``accepted`` event.
+    """
+    from invenio_requests.records.models import RequestEventModel, RequestMetadata
+
+    requests = db.session.query(RequestMetadata.id).filter(
+        RequestMetadata.json["topic"]["record"].as_string() == record_id)
+    ids = [row.id for row in requests]
+    db.session.query(RequestMetadata).filter(RequestMetadata.id.in_(ids)).update(
+        {"created": when, "updated": when}, synchronize_session=False)
+    db.session.query(RequestEventModel).filter(RequestEventModel.request_id.in_(ids)).update(
+        {"created": when, "updated": when}, synchronize_session=False)
     db.session.commit()

@@ -1,13 +1,16 @@
 # Part of invenio-stats-dashboard (MIT License).
-"""Backfill of the membership log for records that predate it (seed step 3b).
+"""``community-events generate``: reconcile the whole log with the database.
 
-Streams the records index (every published version, deleted ones included)
-in ``search_after`` pages sorted by (created, id); for each page it reads the
-log once for all the page's records and the accepted inclusion requests once
-from the database, then writes only pairs the log has never seen
-(``membership.backfill_changes``): re-runs add nothing. After each written page
-a bookmark records the last ``created`` instant, so an interrupted run resumes
-there; a completed run clears it.
+Walks the published record versions in the database (deleted ones included)
+in pages of ``COMMUNITY_STATS_BACKFILL_PAGE_SIZE`` ordered by (created, id).
+Per page: the database's evidence (:mod:`.history`, a fixed number of SQL
+queries), one read of the log for the page's records, and the documents
+:mod:`.membership` finds missing. The first run writes the history from
+before installation; later runs repair writes the live components lost; on a
+complete log a run writes nothing. After each written page a bookmark records
+the last ``created`` instant: an interrupted run resumes there, a completed
+run clears it. Runs of the same scope are not mutually excluded (see the job
+protocol); two at once write the same documents (deterministic ids).
 """
 
 import hashlib
@@ -17,23 +20,19 @@ from dataclasses import dataclass, field
 import arrow
 from flask import current_app
 from invenio_search.proxies import current_search_client
-from ..search_indices.names import records_index
 
 from ..aggregations.bookmarks import CommunityEventBookmarkAPI
 from . import events_log as log
-from .membership import backfill_changes, from_search_hit
-
-SOURCE_FIELDS = ["id", "created", "updated", "parent.id", "parent.communities.ids",
-                 "metadata.publication_date", "deletion_status", "tombstone.removal_date"]
-ACCEPTING_REQUESTS = ("community-inclusion", "community-submission")
+from . import history
+from .membership import reconcile
 
 
 @dataclass
 class Scope:
-    """Which records and communities a backfill (or count) covers."""
+    """Which records and communities a run (or a count) covers."""
 
     record_ids: list = field(default_factory=list)
-    community_ids: list = field(default_factory=list)
+    community_ids: list = field(default_factory=list)  # may include ``global``
     start_date: str | None = None  # inclusive day, on record ``created``
     end_date: str | None = None  # inclusive day
 
@@ -46,23 +45,52 @@ class Scope:
                           self.start_date, self.end_date])
         return "scope-" + hashlib.sha1(raw.encode()).hexdigest()[:16]
 
-    def query(self, after_created=None):
-        """Records-index query for this scope."""
-        filters = []
+    @property
+    def only(self):
+        """Communities whose pairs are reconciled (``None``: all, with ``global``)."""
+        return set(self.community_ids) if self.community_ids else None
+
+    def query(self, resume_from=None):
+        """SQL query of the scope's versions: ``(id, created)`` rows."""
+        from invenio_db import db
+        from invenio_rdm_records.records.models import RDMRecordMetadata as R
+
+        query = db.session.query(R.id, R.created).filter(R.json.isnot(None))
         if self.record_ids:
-            filters.append({"terms": {"id": sorted(self.record_ids)}})
-        if self.community_ids:
-            filters.append({"terms": {"parent.communities.ids": sorted(self.community_ids)}})
-        created = {}
+            query = query.filter(R.json["id"].as_string().in_(sorted(self.record_ids)))
+        real = [c for c in self.community_ids if c != log.GLOBAL]
+        if real and log.GLOBAL not in self.community_ids:
+            query = query.filter(R.parent_id.in_(_parents_with_history(real)))
         if self.start_date:
-            created["gte"] = arrow.get(self.start_date).floor("day").isoformat()
+            query = query.filter(R.created >= _naive(arrow.get(self.start_date).floor("day")))
         if self.end_date:
-            created["lte"] = arrow.get(self.end_date).ceil("day").isoformat()
-        if after_created:
-            created["gte"] = max(created.get("gte", after_created), after_created)
-        if created:
-            filters.append({"range": {"created": created}})
-        return {"bool": {"filter": filters}} if filters else {"match_all": {}}
+            query = query.filter(R.created <= _naive(arrow.get(self.end_date).ceil("day")))
+        if resume_from is not None:
+            query = query.filter(R.created >= _naive(resume_from))
+        return query
+
+
+def _naive(when):
+    return arrow.get(when).to("utc").naive
+
+
+def _parents_with_history(community_ids):
+    """Parents in ``community_ids`` now, or once (an accepted request for them)."""
+    from invenio_rdm_records.records.models import (
+        RDMParentCommunity as M2M,
+        RDMRecordMetadata as R,
+    )
+    from invenio_requests.records.models import RequestMetadata as Q
+    from sqlalchemy import select, union
+
+    accepted = select(Q.json["topic"]["record"].as_string()).where(
+        Q.json["status"].as_string() == "accepted",
+        Q.json["type"].as_string().in_(history.INCLUSION_REQUEST_TYPES),
+        Q.json["receiver"]["community"].as_string().in_(community_ids))
+    return union(
+        select(M2M.record_id).where(M2M.community_id.in_(community_ids)),
+        select(R.parent_id).where(R.json["id"].as_string().in_(accepted)),
+    )
 
 
 @dataclass
@@ -75,92 +103,65 @@ class ScanReport:
     events_needed: int = 0
     events_written: int = 0
     existing_events: int = 0
-    community_breakdown: dict = field(default_factory=dict)  # id -> counts
-
-
-def accept_times(record_ids):
-    """``{(record_id, community_id): accepted instant}`` from inclusion requests."""
-    from invenio_db import db
-    from invenio_requests.records.models import RequestMetadata
-
-    if not record_ids:
-        return {}
-    topic = RequestMetadata.json["topic"]["record"].as_string()
-    rows = db.session.query(topic, RequestMetadata.json, RequestMetadata.updated).filter(
-        topic.in_(list(record_ids)),
-        RequestMetadata.json["status"].as_string() == "accepted",
-        RequestMetadata.json["type"].as_string().in_(ACCEPTING_REQUESTS),
-    )
-    times = {}
-    for record_id, data, updated in rows:
-        community = (data.get("receiver") or {}).get("community")
-        if community:
-            times[(record_id, community)] = log.iso(updated)
-    return times
+    approximated_pairs: int = 0
+    #: community -> {records (in it now), pairs, records_missing_events (pairs to
+    #: write), events_needed, approximated}
+    community_breakdown: dict = field(default_factory=dict)
 
 
 def scan(scope, write=False, progress=None, page_size=None, client=None):
-    """Walk the scope's records; count (and with ``write``, create) missing events.
+    """Walk the scope's versions; count (and with ``write``, write) what the log misses.
 
     :param progress: callable ``(done, total)`` called after every page.
     """
+    from invenio_rdm_records.records.models import RDMRecordMetadata as R
+    from sqlalchemy import and_, or_
+
     client = client or current_search_client
-    page_size = page_size or current_app.config.get(
-        "COMMUNITY_STATS_BACKFILL_PAGE_SIZE", 500)
-    only = set(scope.community_ids) if scope.community_ids else None
+    page_size = page_size or current_app.config.get("COMMUNITY_STATS_BACKFILL_PAGE_SIZE", 500)
+    log.refresh(client)  # the reader must see every document written so far
     bookmarks = CommunityEventBookmarkAPI(client)
-    index = records_index()
     report = ScanReport()
-    resume_from = bookmarks.get_bookmark(scope.key) if write else None
-    query = scope.query(resume_from.isoformat() if resume_from else None)
-    report.total_records = client.count(index=index, body={"query": query})["count"]
-    body = {"query": query, "size": page_size, "_source": SOURCE_FIELDS,
-            "sort": [{"created": "asc"}, {"id": "asc"}]}
+    base = scope.query(bookmarks.get_bookmark(scope.key) if write else None)
+    report.total_records = base.count()
+    after = None
     while True:
-        hits = client.search(index=index, body=body)["hits"]["hits"]
-        if not hits:
+        query = base
+        if after is not None:
+            query = query.filter(or_(R.created > after[0],
+                                     and_(R.created == after[0], R.id > after[1])))
+        rows = query.order_by(R.created, R.id).limit(page_size).all()
+        if not rows:
             break
-        versions = [from_search_hit(h["_source"]) for h in hits]
-        starts = accept_times([v.record_id for v in versions])
-        for v in versions:
-            v.starts = {c: max(t, v.created) for (r, c), t in starts.items()
-                        if r == v.record_id}
-        states = log.latest_states([v.record_id for v in versions], client)
-        actions, _summary = backfill_changes(versions, states, only)
-        _account(report, versions, states, actions, only)
-        if write and actions:
-            report.events_written += log.write(actions, client, refresh=False)
-        report.records_processed += len(hits)
+        versions = history.load([row.id for row in rows])
+        plans, _written = reconcile(versions, client, only=scope.only, write=write)
+        _account(report, plans)
         if write:
-            bookmarks.set_bookmark(scope.key, versions[-1].created)
+            report.events_written += sum(len(p.actions) for p in plans)
+            bookmarks.set_bookmark(scope.key, arrow.get(rows[-1].created, tzinfo="UTC"))
+        report.records_processed += len(rows)
         if progress:
             progress(report.records_processed, report.total_records)
-        if len(hits) < page_size:
+        if len(rows) < page_size:
             break
-        body["search_after"] = hits[-1]["sort"]
+        after = (rows[-1].created, rows[-1].id)
     if write:
         bookmarks.clear_bookmark(scope.key)
         log.refresh(client)
     return report
 
 
-def _account(report, versions, states, actions, only):
-    needing = {a["_source"]["record_id"] for a in actions}
-    report.records_needing_events += len(needing)
-    report.events_needed += len(actions)
-    page_ids = {v.record_id for v in versions}
-    report.existing_events += sum(
-        1 for (r, c) in states if (only is None or c in only) and r in page_ids
-    )
-    for v in versions:
-        for community in {log.GLOBAL, *v.communities}:
-            if only is not None and community not in only:
-                continue
-            row = report.community_breakdown.setdefault(
-                community, {"records": 0, "records_missing_events": 0, "events_needed": 0})
-            row["records"] += 1
-            if (v.record_id, community) not in states:
-                row["records_missing_events"] += 1
-    for action in actions:
-        src = action["_source"]
-        report.community_breakdown[src["community_id"]]["events_needed"] += 1
+def _account(report, plans):
+    report.records_needing_events += len({p.record_id for p in plans if p.actions})
+    for p in plans:
+        report.events_needed += len(p.actions)
+        report.existing_events += p.documents
+        report.approximated_pairs += p.approximated
+        row = report.community_breakdown.setdefault(p.community_id, {
+            "records": 0, "pairs": 0, "records_missing_events": 0, "events_needed": 0,
+            "approximated": 0})
+        row["records"] += p.in_db
+        row["pairs"] += 1
+        row["records_missing_events"] += bool(p.actions)
+        row["events_needed"] += len(p.actions)
+        row["approximated"] += p.approximated

@@ -7,7 +7,6 @@ community ids/slugs, unknown record ids and malformed dates raise
 """
 
 import arrow
-from flask import current_app
 from invenio_search.proxies import current_search_client
 
 from ..exceptions import InvalidInputError
@@ -87,13 +86,13 @@ class CommunityRecordEventsService:
         counts, after = {}, None
         if not self.client.indices.exists_alias(name=log.alias_name()):
             return counts
+        log.refresh(self.client)
         while True:
             agg = {"composite": {"size": 1000, "sources": [
                 {"c": {"terms": {"field": "community_id"}}}]}}
             if after:
                 agg["composite"]["after"] = after
-            res = self.client.search(index=log.alias_name(),
-                                     body={"size": 0, "aggs": {"by": agg}})
+            res = log.search_log({"size": 0, "aggs": {"by": agg}}, self.client)
             buckets = res["aggregations"]["by"]["buckets"]
             counts.update({b["key"]["c"]: b["doc_count"] for b in buckets})
             after = res["aggregations"]["by"].get("after_key")
@@ -102,41 +101,65 @@ class CommunityRecordEventsService:
 
     def filter_communities_by_activity(self, first_active=None, active_since=None,
                                        record_threshold=0, filter_priority=None):
-        """Community ids (never ``global``) whose log history matches the filters."""
+        """Community ids (never ``global``) whose log history matches the filters.
+
+        ``record_threshold`` counts distinct records ever added to the
+        community (not log documents); communities are paged with a composite
+        aggregation (no cap). First/last activity: earliest/latest ``event_date``.
+        """
         if not self.client.indices.exists_alias(name=log.alias_name()):
             return []
-        size = current_app.config.get("COMMUNITY_STATS_FILTER_AGGREGATION_SIZE", 10000)
-        res = self.client.search(index=log.alias_name(), body={"size": 0, "aggs": {
-            "c": {"terms": {"field": "community_id", "size": size},
-                  "aggs": {"first": {"min": {"field": "event_date"}},
-                           "last": {"max": {"field": "event_date"}}}}}})
+        log.refresh(self.client)
         first = parse_date(first_active, "first-active date")
         since = parse_date(active_since, "active-since date")
-        keep = []
-        for b in res["aggregations"]["c"]["buckets"]:
-            if b["key"] == log.GLOBAL or b["doc_count"] < record_threshold:
-                continue
-            if first and arrow.get(b["first"]["value_as_string"]) > first.ceil("day"):
-                continue
-            if since and arrow.get(b["last"]["value_as_string"]) < since.floor("day"):
-                continue
-            keep.append(b["key"])
-        return keep
+        # Distinct records are counted exactly up to twice the threshold (counts
+        # above it cannot fall below the threshold). OpenSearch reserves about
+        # 256 KB per cardinality bucket whatever the threshold: small pages.
+        threshold = record_threshold or 0
+        aggs = {"first": {"min": {"field": "event_date"}},
+                "last": {"max": {"field": "event_date"}}}
+        if threshold:
+            aggs["added"] = {"filter": {"term": {"event_type": log.ADDED}}, "aggs": {
+                "records": {"cardinality": {
+                    "field": "record_id",
+                    "precision_threshold": min(40000, max(100, 2 * threshold))}}}}
+        keep, after = [], None
+        while True:
+            agg = {"composite": {"size": 100 if threshold else 1000, "sources": [
+                {"c": {"terms": {"field": "community_id"}}}]}, "aggs": aggs}
+            if after:
+                agg["composite"]["after"] = after
+            res = log.search_log({"size": 0, "aggs": {"by": agg}},
+                                 self.client)["aggregations"]["by"]
+            for b in res["buckets"]:
+                community = b["key"]["c"]
+                if community == log.GLOBAL:
+                    continue
+                if threshold and b["added"]["records"]["value"] < threshold:
+                    continue
+                if first and arrow.get(b["first"]["value_as_string"]) > first.ceil("day"):
+                    continue
+                if since and arrow.get(b["last"]["value_as_string"]) < since.floor("day"):
+                    continue
+                keep.append(community)
+            after = res.get("after_key")
+            if not res["buckets"] or not after:
+                return keep
 
     def status(self, scope, progress=None):
-        """Per community (and ``global``): records, events, records missing events."""
+        """Per community (and ``global``): records, events, pairs to repair, estimates."""
         report = scan(scope, write=False, progress=progress)
         events = self.events_per_community()
         rows = {}
         for community, row in report.community_breakdown.items():
-            records = row["records"]
-            missing = row["records_missing_events"]
+            pairs, missing = row["pairs"], row["records_missing_events"]
             rows[community] = {
-                "records": records,
+                "records": row["records"],
                 "events": events.get(community, 0),
                 "records_missing_events": missing,
                 "events_needed": row["events_needed"],
-                "completeness": 1.0 if records == 0 else (records - missing) / records,
+                "approximated": row["approximated"],
+                "completeness": 1.0 if pairs == 0 else (pairs - missing) / pairs,
             }
         return report, rows
 

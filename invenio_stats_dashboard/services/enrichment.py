@@ -156,7 +156,8 @@ class MembershipIntervals:
     """
 
     def __init__(self, record_ids, client=None):
-        """Read the log once for ``record_ids``."""
+        """Read the log once for ``record_ids`` (refreshed first: writes do not refresh)."""
+        log.refresh(client)
         changes = defaultdict(list)  # (recid, community) -> [(epoch ms, written, added)]
         self.known = set()
         for hit in log.iter_documents(record_ids, client):

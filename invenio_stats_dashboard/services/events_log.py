@@ -3,23 +3,32 @@
 
 One document says "from ``event_date`` on, record version ``record_id`` is
 (``added``) or is no longer (``removed``) in ``community_id``" (a community UUID
-or ``global``). The state of a (record, community) pair is its newest document
-by ``event_date`` (ties: the later-written one).
+or ``global``). Documents get deterministic ids (record, community, type,
+instant), so a repeated or retried write overwrites instead of duplicating.
 
-Documents get deterministic ids (record, community, type, instant), so a
-repeated or retried write overwrites instead of duplicating.
+**The invariant readers rely on: state transitions, not documents.** Within a
+(record, community) pair, documents are ordered by ``event_date``, then by
+write time (``timestamp``). The pair starts *out*; an ``added`` document while
+*in*, or a ``removed`` one while *out*, is a no-op (M4) — e.g. the second of
+two ``added`` documents written by concurrent post-commit operations — and
+changes nothing. :func:`iter_transitions` yields only the real changes; every
+count must go through it (or through :func:`latest_states`, the state after
+the last one), never count documents.
 """
 
 import hashlib
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import arrow
+from invenio_search.engine import search
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
-from opensearchpy import helpers
 
 from ..search_indices.names import COMMUNITY_EVENTS as ALIAS, COMMUNITY_EVENTS_TEMPLATE
+
 TEMPLATE_PACKAGE = "invenio_stats_dashboard.search_indices.search_templates.stats_community_events"
 GLOBAL = "global"
 ADDED, REMOVED = "added", "removed"
@@ -128,68 +137,180 @@ def ensure_template(client=None):
     _templates_checked.add(key)
 
 
-def iter_documents(record_ids, client=None):
-    """Every log document of ``record_ids``, newest first within each pair.
+def epoch_ms(value):
+    """Epoch milliseconds of an instant (datetime, ISO or date-only string; naive = UTC)."""
+    when = arrow.get(value).to("utc")
+    return when.int_timestamp * 1000 + when.microsecond // 1000
 
-    ``search_after`` pages over chunks of ids: no result-window limit applies.
+
+def _chronological(hit):
+    """Order within a pair: instant, then write time; at a tie ``added`` is the newer."""
+    src = hit["_source"]
+    return (epoch_ms(src["event_date"]), epoch_ms(src.get("timestamp") or src["event_date"]),
+            src["event_type"] == ADDED, hit["_id"])
+
+
+def _chunks(record_ids, client=None, community_ids=None):
+    """Per chunk of ids: ``{(record_id, community_id): [hits, oldest first]}``.
+
+    A scroll per chunk (no result window, and no sort on ``_id``, whose field
+    data is deprecated and held on the heap); the order is made here.
     """
     client = client or current_search_client
     ids = sorted(set(record_ids))
     if not ids or not client.indices.exists_alias(name=alias_name()):
         return
-    sort = [{"record_id": "asc"}, {"community_id": "asc"},
-            {"event_date": "desc"}, {"timestamp": "desc"}, {"_id": "asc"}]
     for start in range(0, len(ids), TERMS_CHUNK):
-        body = {"query": {"terms": {"record_id": ids[start:start + TERMS_CHUNK]}},
-                "sort": sort, "size": PAGE_SIZE}
-        while True:
-            hits = client.search(index=alias_name(), body=body)["hits"]["hits"]
-            yield from hits
-            if len(hits) < PAGE_SIZE:
-                break
-            body["search_after"] = hits[-1]["sort"]
+        filters = [{"terms": {"record_id": ids[start:start + TERMS_CHUNK]}}]
+        if community_ids:
+            filters.append({"terms": {"community_id": sorted(community_ids)}})
+        pairs = defaultdict(list)
+        for hit in search.helpers.scan(client, index=alias_name(), size=PAGE_SIZE,
+                                       query={"query": {"bool": {"filter": filters}}}):
+            src = hit["_source"]
+            pairs[(src["record_id"], src["community_id"])].append(hit)
+        for hits in pairs.values():
+            hits.sort(key=_chronological)
+        yield dict(sorted(pairs.items()))
+
+
+def documents_by_pair(record_ids, client=None, community_ids=None):
+    """``{(record_id, community_id): [hits, oldest first]}`` (all documents)."""
+    found = {}
+    for chunk in _chunks(record_ids, client, community_ids):
+        found.update(chunk)
+    return found
+
+
+def iter_documents(record_ids, client=None, community_ids=None):
+    """Every log document of ``record_ids``, by (record, community), newest first within each pair."""
+    for chunk in _chunks(record_ids, client, community_ids):
+        for hits in chunk.values():
+            yield from reversed(hits)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A real change of a pair's state (see the module docstring)."""
+
+    record_id: str
+    community_id: str
+    event_type: str
+    event_date: str
+    hit: dict  # the document that made the change
+
+
+def transitions(hits):
+    """The real state changes among one pair's documents (oldest first)."""
+    out, state = [], REMOVED
+    for hit in hits:
+        src = hit["_source"]
+        if src["event_type"] != state:
+            state = src["event_type"]
+            out.append(Transition(src["record_id"], src["community_id"], state,
+                                  src["event_date"], hit))
+    return out
+
+
+def iter_transitions(record_ids=None, client=None, community_ids=None):
+    """Real state transitions, pair by pair (record, community ascending), oldest first.
+
+    No-op documents (a repeated ``added`` or ``removed``, a ``removed`` first)
+    are dropped, so duplicates written concurrently change no count. With
+    ``record_ids=None`` the whole log is read (record ids paged by a composite
+    aggregation), optionally limited to ``community_ids``.
+    """
+    ids = record_ids if record_ids is not None else log_record_ids(client, community_ids)
+    for chunk in _chunks(ids, client, community_ids):
+        for hits in chunk.values():
+            yield from transitions(hits)
+
+
+def search_log(body, client=None):
+    """One search over the log; a shard that fails (e.g. a tripped memory breaker)
+    raises instead of silently shortening the result (and a composite paging)."""
+    client = client or current_search_client
+    res = client.search(index=alias_name(), body=body)
+    shards = res.get("_shards") or {}
+    if shards.get("failed"):
+        raise RuntimeError(f"{shards['failed']} shard(s) of the membership log failed: "
+                           f"{(shards.get('failures') or [None])[0]}")
+    return res
+
+
+def log_record_ids(client=None, community_ids=None):
+    """Every record id in the log (optionally: with documents for ``community_ids``)."""
+    client = client or current_search_client
+    if not client.indices.exists_alias(name=alias_name()):
+        return []
+    query = ({"terms": {"community_id": sorted(community_ids)}} if community_ids
+             else {"match_all": {}})
+    ids, after = [], None
+    while True:
+        agg = {"composite": {"size": 1000, "sources": [{"r": {"terms": {"field": "record_id"}}}]}}
+        if after:
+            agg["composite"]["after"] = after
+        res = search_log({"size": 0, "query": query, "aggs": {"ids": agg}},
+                         client)["aggregations"]["ids"]
+        ids.extend(b["key"]["r"] for b in res["buckets"])
+        after = res.get("after_key")
+        if not res["buckets"] or not after:
+            return ids
 
 
 def latest_states(record_ids, client=None):
-    """Newest document per (record, community): ``{(record_id, community_id): PairState}``."""
+    """State after the last transition, per pair: ``{(record_id, community_id): PairState}``.
+
+    Pairs whose documents are all no-ops (a lone ``removed``) are *out*.
+    """
     states = {}
-    for hit in iter_documents(record_ids, client):
-        src = hit["_source"]
-        key = (src["record_id"], src["community_id"])
-        if key not in states:
+    for chunk in _chunks(record_ids, client):
+        for key, hits in chunk.items():
+            last, src = hits[-1], hits[-1]["_source"]
             states[key] = PairState(
-                src["event_type"], src["event_date"], hit["_id"], hit["_index"],
+                src["event_type"], src["event_date"], last["_id"], last["_index"],
                 bool(src.get("is_deleted")), src.get("deleted_date"),
             )
     return states
 
 
-def write(actions, client=None, refresh=True):
-    """Bulk-write log documents; raises if any fails. Returns the number written."""
+#: Monotonic time of this process's last write not yet made visible by a refresh.
+_unrefreshed_since = None
+
+
+def write(actions, client=None, refresh=False):
+    """Bulk-write log documents; raises if any fails. Returns the number written.
+
+    No refresh by default: readers that must see the documents at once call
+    :func:`refresh` or :func:`refresh_if_pending` (``refresh=True``: now).
+    """
+    global _unrefreshed_since
     actions = list(actions)
     if not actions:
         return 0
     client = client or current_search_client
     ensure_template(client)
-    ok, errors = helpers.bulk(client, actions, raise_on_error=False,
-                              refresh=True if refresh else False)
+    ok, errors = search.helpers.bulk(client, actions, raise_on_error=False, refresh=False)
     if errors:
         raise RuntimeError(f"{len(errors)} community events failed to index: {errors[:3]}")
+    _unrefreshed_since = time.monotonic()
+    if refresh:
+        refresh_log(client)
     return ok
 
 
-def deletion_updates(record_id, deleted_date):
-    """Partial updates that set ``is_deleted``/``deleted_date`` on a record's documents.
+def deletion_updates(hits, deleted_date):
+    """Partial updates that make ``is_deleted``/``deleted_date`` of ``hits`` match.
 
-    Only documents whose flags differ are touched (upstream compatibility: the
-    flags mirror the record's *current* deletion state on all its documents).
+    Upstream compatibility: the flags mirror the version's *current* deletion
+    state on all its documents.
     """
     wanted_deleted, wanted_date = deleted_date is not None, iso(deleted_date)
     return [
         {"_op_type": "update", "_index": hit["_index"], "_id": hit["_id"],
          "doc": {"is_deleted": wanted_deleted, "deleted_date": wanted_date,
                  "updated_timestamp": iso(utcnow())}}
-        for hit in iter_documents([record_id])
+        for hit in hits
         if bool(hit["_source"].get("is_deleted")) != wanted_deleted
         or iso(hit["_source"].get("deleted_date")) != wanted_date
     ]
@@ -197,7 +318,25 @@ def deletion_updates(record_id, deleted_date):
 
 def refresh(client=None):
     """Make written documents visible to searches."""
+    global _unrefreshed_since
     client = client or current_search_client
     if client.indices.exists_alias(name=alias_name()):
         client.indices.refresh(index=alias_name())
+    _unrefreshed_since = None
 
+
+refresh_log = refresh  # for callers whose ``refresh`` is a flag
+
+#: The log's ``refresh_interval`` (index template) plus a margin.
+REFRESH_WINDOW = 6.0
+
+
+def refresh_if_pending(client=None):
+    """Refresh only if this process wrote within the refresh interval.
+
+    For readers inside a user's request (the live components): a write no
+    longer refreshes, so the next live read refreshes only when a document
+    of this process could still be invisible.
+    """
+    if _unrefreshed_since is not None and time.monotonic() - _unrefreshed_since < REFRESH_WINDOW:
+        refresh(client)

@@ -1,148 +1,141 @@
 # Part of invenio-stats-dashboard (MIT License).
-"""Membership semantics (counting-rules M1–M5) and reconciling the log with RDM.
+"""Reconciling the membership log with the database (counting rules M1–M5).
 
-The truth about membership lives in InvenioRDM: a published, non-deleted
-record version belongs to ``global`` and to every community of its *parent*
-(M2, M5). Every writer — service components after a commit, and the backfill —
-computes that desired state and writes only the differences against the
-log's current state (M4: no-ops write nothing).
+One procedure serves the live components (after every commit, for the
+parents that changed) and ``community-events generate`` (for every record):
+for each (version, community) pair it compares the log's state — through the
+transitions reader, so no-op documents count for nothing — with the state the
+database has now (:mod:`.history`), and writes
 
-A pair the log has never seen belongs to history before the log existed (the
-package was installed later, or the backfill has not reached it). If the
-caller knows the pair was *in* just before the change (``before``), the log is
-first given the ``added`` event the backfill would have written, dated at the
-version's membership start; only then is the change itself recorded.
+* for a pair the log has never seen: its whole history, dated from the
+  database's evidence (history before installation, or a write that was lost);
+* for a pair whose state differs: the one missing transition, dated at the
+  database's instant for the pair's latest change — or 1 ms after the log's
+  latest document for the pair when that instant is not later (the log
+  cannot express a change before its own latest state), an estimate;
+* nothing otherwise (M4). Deletion flags on documents are brought in line too.
+
+A pair's **approximated** flag: its history in the log rests on an estimate —
+a document to be written at an estimated instant, or one written after the
+fact (``timestamp`` more than :data:`LIVE_WINDOW` after ``event_date``) at an
+instant the database does not date exactly.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import arrow
 
 from . import events_log as log
-from .events_log import ADDED, GLOBAL, REMOVED
+from . import history as hist
+from .events_log import ADDED, REMOVED
+
+#: A document written later than this after its ``event_date`` is a reconstruction.
+LIVE_WINDOW = timedelta(hours=1)
 
 
 @dataclass
-class VersionState:
-    """What the log needs to know about one record version."""
+class PairPlan:
+    """What reconciling one (version, community) pair needs."""
 
     record_id: str
-    parent_id: str
-    created: str
-    published: str | None = None
-    deleted_date: str | None = None  # set when the version is deleted (tombstoned)
-    communities: set = field(default_factory=set)  # the parent's communities
-    starts: dict = field(default_factory=dict)  # community -> membership start
-
-    @property
-    def members_of(self):
-        """Communities (with ``global``) the version is in now (M1–M3, M5)."""
-        if self.deleted_date:
-            return set()
-        return {GLOBAL, *self.communities}
-
-    def start(self, community_id):
-        """When the version entered ``community_id`` (backfill dating)."""
-        return self.starts.get(community_id) or self.created
+    community_id: str
+    in_db: bool
+    documents: int  # log documents of the pair now
+    actions: list = field(default_factory=list)
+    approximated: bool = False
 
 
-def from_record(record):
-    """:class:`VersionState` of an RDM record API object (database truth)."""
-    deleted = None
-    if record.deletion_status.is_deleted:
-        tombstone = record.tombstone
-        deleted = log.iso((tombstone and tombstone.removal_date) or log.utcnow())
-    return VersionState(
-        record_id=record["id"],
-        parent_id=record.parent["id"],
-        created=log.iso(record.created),
-        published=record.metadata.get("publication_date"),
-        deleted_date=deleted,
-        communities=set(record.parent.communities.ids),
-    )
+def plan_version(version, hits_by_community, only=None):
+    """``(pair plans, flag updates)`` for one :class:`~.history.VersionHistory`.
 
-
-def from_search_hit(source):
-    """:class:`VersionState` of a record document of the records index."""
-    deleted = None
-    if source.get("deletion_status", "P") != "P":
-        deleted = log.iso((source.get("tombstone") or {}).get("removal_date")
-                          or source.get("updated"))
-    return VersionState(
-        record_id=source["id"],
-        parent_id=source["parent"]["id"],
-        created=log.iso(source["created"]),
-        published=(source.get("metadata") or {}).get("publication_date"),
-        deleted_date=deleted,
-        communities=set(((source.get("parent") or {}).get("communities") or {}).get("ids") or []),
-    )
-
-
-def plan_changes(versions, states, before=None, now=None, no_additions=frozenset()):
-    """Log documents that bring the log in line with ``versions``.
-
-    :param states: ``{(record_id, community_id): PairState}`` (the log now).
-    :param before: ``{record_id: set(community ids)}`` membership just before
-        the change being recorded, when known (see module docstring).
-    :param now: instant of the change (default: now).
-    :param no_additions: communities that cannot gain members (deleted ones, M3).
-    :returns: ``(actions, summary)`` where summary counts added/removed/backfilled.
+    :param hits_by_community: the version's log documents per community, oldest first.
+    :param only: communities to consider (``None``: all).
     """
-    now = log.iso(now or log.utcnow())
-    before = before or {}
-    actions, summary = [], {"added": 0, "removed": 0, "backfilled": 0}
+    plans, touched = [], []
+    for community in sorted(set(version.changes) | set(hits_by_community)):
+        if only is not None and community not in only:
+            continue
+        hits = hits_by_community.get(community, [])
+        touched.extend(hits)
+        changes = version.changes.get(community, [])
+        pair = PairPlan(version.record_id, community, version.is_in(community), len(hits))
+        missing = changes if not hits else _missing(version, community, hits, changes)
+        pair.actions = [_event(version, change) for change in missing]
+        pair.approximated = (any(not c.exact for c in missing)
+                             or _estimated(hits, changes))
+        plans.append(pair)
+    deleted = version.deleted.instant if version.deleted else None
+    return plans, log.deletion_updates(touched, deleted)
+
+
+def _missing(version, community, hits, changes):
+    """The transition that brings a pair the log has seen to the database's state."""
+    steps = log.transitions(hits)
+    in_log = bool(steps) and steps[-1].event_type == ADDED
+    in_db = bool(changes) and changes[-1].event_type == ADDED
+    if in_log == in_db:
+        return []
+    latest = changes[-1] if changes else None
+    when, exact = ((latest.instant, latest.exact) if latest
+                   else (version.parent_updated.instant, False))
+    last_ms = log.epoch_ms(hits[-1]["_source"]["event_date"])
+    if log.epoch_ms(when) <= last_ms:
+        when = datetime.fromtimestamp(last_ms // 1000, timezone.utc)
+        when, exact = when + timedelta(milliseconds=last_ms % 1000) + hist.MS, False
+    return [hist.Change(community, ADDED if in_db else REMOVED, when, exact)]
+
+
+def _estimated(hits, changes):
+    """Whether a reconstructed document of the pair is not dated by evidence."""
+    exact = {(c.event_type, log.epoch_ms(c.instant)) for c in changes if c.exact}
+    for hit in hits:
+        src = hit["_source"]
+        written, when = src.get("timestamp"), src["event_date"]
+        if written is None or arrow.get(written) - arrow.get(when) <= LIVE_WINDOW:
+            continue  # written live
+        if (src["event_type"], log.epoch_ms(when)) not in exact:
+            return True
+    return False
+
+
+def _event(version, change):
+    return log.make_event(
+        version.record_id, change.community_id, change.event_type, change.instant,
+        created=version.created, published=version.published,
+        deleted_date=version.deleted.instant if version.deleted else None,
+    )
+
+
+def reconcile(versions, client=None, only=None, write=True):
+    """Plan (and with ``write``, apply) the log's repair for ``versions``.
+
+    Returns ``(pair plans, number of documents written)``.
+    """
+    docs = log.documents_by_pair([v.record_id for v in versions], client)
     by_record = {}
-    for (record_id, community), state in states.items():
-        by_record.setdefault(record_id, {})[community] = state
-    for v in versions:
-        current = by_record.get(v.record_id, {})
-        desired = v.members_of
-        known_before = before.get(v.record_id, set())
-        for community in sorted(set(current) | desired | known_before):
-            state = current.get(community)
-            is_in = state.event_type == ADDED if state else False
-            if state is None and community in known_before:
-                start = v.start(community)
-                if arrow.get(start) < arrow.get(now):
-                    actions.append(_event(v, community, ADDED, start))
-                    summary["backfilled"] += 1
-                    is_in = True
-            wanted = community in desired
-            if wanted and not is_in and community not in no_additions:
-                actions.append(_event(v, community, ADDED, now))
-                summary["added"] += 1
-            elif is_in and not wanted:
-                actions.append(_event(v, community, REMOVED, now))
-                summary["removed"] += 1
-    return actions, summary
+    for (record_id, community), hits in docs.items():
+        by_record.setdefault(record_id, {})[community] = hits
+    plans, actions = [], []
+    for version in versions:
+        pairs, flags = plan_version(version, by_record.get(version.record_id, {}), only)
+        plans.extend(pairs)
+        actions.extend(a for p in pairs for a in p.actions)
+        actions.extend(flags)
+    written = log.write(actions, client) if write and actions else 0
+    return plans, written
 
 
-def _event(v, community, event_type, when):
-    return log.make_event(v.record_id, community, event_type, when, created=v.created,
-                          published=v.published, deleted_date=v.deleted_date)
+def reconcile_parents(parent_uuids, client=None):
+    """Live path: bring the log in line for every version of these parents.
 
-
-def backfill_changes(versions, states, only=None):
-    """Historical documents for versions whose pairs the log has never seen.
-
-    Used by the backfill: a pair with any log document is left alone (re-runs
-    add nothing); a new pair gets ``added`` at its membership start and, for a
-    deleted version, ``removed`` at the deletion instant.
+    Returns ``{"added": n, "removed": m}`` documents written.
     """
-    actions, summary = [], {"added": 0, "removed": 0, "backfilled": 0}
-    for v in versions:
-        communities = {GLOBAL, *v.communities}
-        for community in sorted(communities):
-            if only is not None and community not in only:
-                continue
-            if (v.record_id, community) in states:
-                continue
-            start = v.start(community)
-            if v.deleted_date and arrow.get(v.deleted_date) <= arrow.get(start):
-                continue  # deleted before it could join: never a member
-            actions.append(_event(v, community, ADDED, start))
-            summary["added"] += 1
-            if v.deleted_date:
-                actions.append(_event(v, community, REMOVED, v.deleted_date))
-                summary["removed"] += 1
-    return actions, summary
+    versions = hist.load(hist.parent_versions(parent_uuids))
+    log.refresh_if_pending(client)  # a document of ours may not be searchable yet
+    plans, _written = reconcile(versions, client)
+    summary = {ADDED: 0, REMOVED: 0}
+    for plan in plans:
+        for action in plan.actions:
+            summary[action["_source"]["event_type"]] += 1
+    return summary

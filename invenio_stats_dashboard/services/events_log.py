@@ -17,7 +17,6 @@ the last one), never count documents.
 """
 
 import hashlib
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -274,17 +273,12 @@ def latest_states(record_ids, client=None):
     return states
 
 
-#: Monotonic time of this process's last write not yet made visible by a refresh.
-_unrefreshed_since = None
-
-
 def write(actions, client=None, refresh=False):
     """Bulk-write log documents; raises if any fails. Returns the number written.
 
     No refresh by default: readers that must see the documents at once call
-    :func:`refresh` or :func:`refresh_if_pending` (``refresh=True``: now).
+    :func:`refresh` (``refresh=True``: now).
     """
-    global _unrefreshed_since
     actions = list(actions)
     if not actions:
         return 0
@@ -293,7 +287,6 @@ def write(actions, client=None, refresh=False):
     ok, errors = search.helpers.bulk(client, actions, raise_on_error=False, refresh=False)
     if errors:
         raise RuntimeError(f"{len(errors)} community events failed to index: {errors[:3]}")
-    _unrefreshed_since = time.monotonic()
     if refresh:
         refresh_log(client)
     return ok
@@ -318,25 +311,10 @@ def deletion_updates(hits, deleted_date):
 
 def refresh(client=None):
     """Make written documents visible to searches."""
-    global _unrefreshed_since
     client = client or current_search_client
     if client.indices.exists_alias(name=alias_name()):
         client.indices.refresh(index=alias_name())
-    _unrefreshed_since = None
 
 
 refresh_log = refresh  # for callers whose ``refresh`` is a flag
 
-#: The log's ``refresh_interval`` (index template) plus a margin.
-REFRESH_WINDOW = 6.0
-
-
-def refresh_if_pending(client=None):
-    """Refresh only if this process wrote within the refresh interval.
-
-    For readers inside a user's request (the live components): a write no
-    longer refreshes, so the next live read refreshes only when a document
-    of this process could still be invisible.
-    """
-    if _unrefreshed_since is not None and time.monotonic() - _unrefreshed_since < REFRESH_WINDOW:
-        refresh(client)

@@ -132,7 +132,10 @@ def reconcile_parents(parent_uuids, client=None):
     Returns ``{"added": n, "removed": m}`` documents written.
     """
     versions = hist.load(hist.parent_versions(parent_uuids))
-    log.refresh_if_pending(client)  # a document of ours may not be searchable yet
+    # Another process (web worker, Celery) may have written this parent's last
+    # change a moment ago: reading a stale log would miss it and write nothing.
+    # One refresh per reconcile; writes themselves never refresh.
+    log.refresh(client)
     plans, _written = reconcile(versions, client)
     summary = {ADDED: 0, REMOVED: 0}
     for plan in plans:

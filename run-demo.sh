@@ -34,6 +34,7 @@ echo "The applications' log of this run: $LOG"
 
 # --- steps: a header, the time each one took, the log's tail on failure -------
 STEP=""; STEP_START=""
+load() { cut -d' ' -f1 /proc/loadavg; }  # the machine's 1-minute load average
 step() {
   STEP="$1"; STEP_START=$EPOCHREALTIME
   echo; echo "==> $1"
@@ -42,7 +43,7 @@ step() {
 step_done() {
   local seconds
   seconds=$(awk -v a="$STEP_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
-  printf '%s\t%s\n' "$STEP" "$seconds" >> "$TIMINGS"
+  printf '%s\t%s\t%s\n' "$STEP" "$seconds" "$(load)" >> "$TIMINGS"
   printf '    (%s s)\n' "${seconds%.*}"
 }
 on_error() {
@@ -118,28 +119,32 @@ show_step() {  # show_step NAME TITLE: follow the step's output until it is done
     [ "$done" = 1 ] && break
     sleep 0.3
   done
-  printf '%s\t%s\n' "$2" "$(cat "$STEPS_DIR/$name.time")" >> "$TIMINGS"
+  printf '%s\t%s\t%s\n' "$2" "$(cat "$STEPS_DIR/$name.time")" "$(load)" >> "$TIMINGS"
   printf '    (%.0f s)\n' "$(cat "$STEPS_DIR/$name.time")"
   if [ "$(cat "$STEPS_DIR/$name.rc")" != 0 ]; then false; fi  # the ERR trap reports
 }
 SEED_START=$EPOCHREALTIME
-run_step help & run_step 3a & { run_step 3b && run_step 3c; } &
+# 3c spends most of its time waiting the routing TTL: the help and 3a start
+# with it, on the otherwise idle processors.
+{ run_step 3b; ok=$?; run_step help & run_step 3a & [ "$ok" != 0 ] || run_step 3c; wait; } &
 show_step help "invenio community-stats --help"
 show_step 3a "Seed step 3a: community custom fields"
 show_step 3b "Seed step 3b: community membership events (backfill)"
 show_step 3c "Seed step 3c: usage-event migration (the current month waits the routing TTL)"
 wait
 awk -v a="$SEED_START" -v b="$EPOCHREALTIME" \
-  'BEGIN { printf "seed steps (help and 3a beside 3b, 3c)\t%.1f\n", b - a }' >> "$TIMINGS"
+  'BEGIN { printf "seed steps, wall time (help and 3a ran beside 3c)\t%.1f\t", b - a }' >> "$TIMINGS"
+load >> "$TIMINGS"
 
 step "Legacy usage-event indices"
 curl -fsS "http://127.0.0.1:9200/_cat/indices/demo-events-stats-*?v&s=index&h=index,docs.count,store.size"
 step_done
 
 echo
-echo "Time per step (s):"
-awk -F'\t' '{ printf "  %7.1f  %s\n", $2, $1 }' "$TIMINGS"
-awk -v a="$RUN_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "  %7.1f  total, from start to serving\n", b - a }'
+echo "Time per step (seconds; the machine's load average when the step ended; 2 cores):"
+awk -F'\t' '{ printf "  %7.1f  %5s  %s\n", $2, $3, $1 }' "$TIMINGS"
+awk -v a="$RUN_START" -v b="$EPOCHREALTIME" -v l="$(load)" \
+  'BEGIN { printf "  %7.1f  %5s  total, from start to serving\n", b - a, l }'
 echo "The applications' log: $LOG"
 
 if [ "$SERVE" = 1 ]; then

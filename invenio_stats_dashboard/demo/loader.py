@@ -23,6 +23,7 @@ stderr (``run-demo.sh`` sends it to a file).
 import argparse
 import json
 import multiprocessing
+import os
 import sys
 import time
 from collections import Counter
@@ -80,7 +81,7 @@ class Steps:
     """Prints each step's duration and appends it to a timings file."""
 
     def __init__(self, echo=click.echo, timings=None):
-        """``timings``: a file receiving ``label<TAB>seconds`` lines."""
+        """``timings``: a file receiving ``label<TAB>seconds<TAB>load average`` lines."""
         self.echo, self.timings = echo, timings
 
     @contextmanager
@@ -92,7 +93,7 @@ class Steps:
         self.echo(f"    {label}: {seconds:.0f} s")
         if self.timings:
             with open(self.timings, "a", encoding="utf-8") as out:
-                out.write(f"{label}\t{seconds:.1f}\n")
+                out.write(f"{label}\t{seconds:.1f}\t{os.getloadavg()[0]:.2f}\n")
 
 
 @dataclass
@@ -134,7 +135,7 @@ def load(n_records=300, n_events=50_000, seed=42, run=None, steps=None, echo=cli
         for note in skipped:
             echo(note)
 
-    with steps("usage events (invenio-stats queue and indexer)"):
+    with steps("usage events (invenio-stats' indexer, parallel chunks)"):
         with_files = sum(1 for t in targets if t.files)
         per_record = max(1, round(n_events / (len(targets) + 0.5 * with_files)))
         planned = plan_events(targets, per_record=per_record, end=now, seed=seed)
@@ -166,7 +167,7 @@ def main(argv=None):
     parser.add_argument("--reset", metavar="DATA_DIR",
                         help="drop the database and create the storage first")
     parser.add_argument("--summary", help="write the JSON summary to this file")
-    parser.add_argument("--timings", help="append 'step<TAB>seconds' lines to this file")
+    parser.add_argument("--timings", help="append 'step<TAB>seconds<TAB>load' lines to this file")
     args = parser.parse_args(argv)
 
     steps = Steps(timings=args.timings)

@@ -124,13 +124,18 @@ def create_record(identity, data, files=None, community_id=None):
     identity may include directly; otherwise the record is published first and
     then added directly.
     """
-    draft = current_rdm_records_service.create(identity, data)
-    if files:
-        _add_files(identity, draft.id, files)
-    record = current_rdm_records_service.publish(identity, draft.id)
+    record = publish_record(identity, data, files)
     if community_id:
         add_to_community(identity, record.id, community_id)
     return current_rdm_records_service.read(identity, record.id)
+
+
+def publish_record(identity, data, files=None):
+    """Create a draft, upload ``files`` and publish; returns the publish result."""
+    draft = current_rdm_records_service.create(identity, data)
+    if files:
+        _add_files(identity, draft.id, files)
+    return current_rdm_records_service.publish(identity, draft.id)
 
 
 def new_version(identity, record_id, publication_date=None, files=None):

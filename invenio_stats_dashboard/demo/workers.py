@@ -113,7 +113,7 @@ def create_record(task):
     stats = Counter()
     creator = _identity(plan.creator)
     with rdm.without_refresh():
-        item = rdm.create_record(
+        item = rdm.publish_record(
             creator, rdm.record_data(files=bool(plan.files), **plan.metadata), files=plan.files
         )
         stats["records"] += 1

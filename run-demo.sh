@@ -55,7 +55,7 @@ trap on_error ERR
 # Run a command: its output on the terminal, its log lines and warnings in the log.
 quiet() { "$@" 2>>"$LOG"; }
 
-step "Python environment and services (OpenSearch, PostgreSQL, Redis)"
+step "Python environment and services (OpenSearch, PostgreSQL, Redis; the first run takes minutes)"
 quiet ensure_venv
 quiet scripts/services.sh up
 export PATH="$VENV/bin:$PATH"
@@ -102,6 +102,7 @@ seed_3c() {
 }
 run_step() {  # run_step NAME: output to $STEPS_DIR/NAME.out, then its time and exit code
   local start=$EPOCHREALTIME rc=0
+  echo "=== $(date '+%F %T') seed step $1 starts" >> "$LOG"
   "seed_$1" > "$STEPS_DIR/$1.out" 2>>"$LOG" || rc=$?
   awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }' > "$STEPS_DIR/$1.time"
   echo "$rc" > "$STEPS_DIR/$1.rc"

@@ -8,7 +8,7 @@
 # DEMO_WORKERS (2 loader processes).
 # The terminal shows the steps, progress and status tables; everything the
 # applications log goes to .demo/demo.log.
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap below also fires inside functions
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 source scripts/env.sh
@@ -49,7 +49,7 @@ step_done() {
 on_error() {
   echo >&2
   echo "Error: step \"$STEP\" failed. The end of $LOG:" >&2
-  tail -n 25 "$LOG" | sed 's/^/    /' >&2
+  tail -n 25 "$LOG" | cut -c1-300 | sed 's/^/    /' >&2
 }
 trap on_error ERR
 # Run a command: its output on the terminal, its log lines and warnings in the log.

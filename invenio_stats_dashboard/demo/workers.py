@@ -75,6 +75,7 @@ def prepare(origin):
     from . import rdm
     from .vocabularies import load_vocabularies
 
+    _people.clear()  # identities of an earlier load in this process may be stale
     load_vocabularies()
     owner = rdm.make_identity(rdm.create_user(OWNER, username="owner"))
     for email in DEPOSITORS:
@@ -137,8 +138,11 @@ def create_record(task):
                 _join(plan, item.id, home)
                 stats["re_adds"] += 1
     # Sibling versions wait in the bulk indexing queue: index them here, in
-    # parallel, rather than all at the end (searches wait for one refresh then).
-    current_rdm_records_service.indexer.process_bulk_queue()
+    # parallel, rather than all at the end. The queue is shared: a record this
+    # worker reads may be newer in the index already (written by the worker
+    # that changed it), which the index refuses with 409, rightly.
+    current_rdm_records_service.indexer.process_bulk_queue(
+        search_bulk_kwargs={"ignore_status": (409,)})
     return plan.n, ids, stats
 
 

@@ -6,17 +6,22 @@ from datetime import datetime, timezone
 
 import pytest
 
-from invenio_stats_dashboard.demo.history import BULK_COMMUNITY, COMMUNITIES, plan_history
-from invenio_stats_dashboard.utils.usage_events import RecordTarget, plan_events
+from invenio_stats_dashboard.demo.history import (
+    BULK_COMMUNITY,
+    COMMUNITIES,
+    plan_history,
+    plan_usage_events,
+)
+from invenio_stats_dashboard.utils.usage_events import RecordTarget
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc)
 
 
 def test_seed_42_draws_the_documented_data_set():
-    """docs/demo.md: 300 records, 328 published versions, 49,915 events for seed 42.
+    """docs/demo.md's seed-42 figures (the loader's summary before its history
+    was drawn up front): records, versions, membership changes, deletions, events.
 
-    Measured on the loader before its history was drawn up front; record ids do
-    not matter to the planner, so stand-ins are enough.
+    Record ids do not matter to the planner, so stand-ins are enough.
     """
     history = plan_history(300, 42, NOW)
     ids = itertools.count()
@@ -27,13 +32,18 @@ def test_seed_42_draws_the_documented_data_set():
                       for key, content in (history.records[n].files or {}).items()])
         for n, i, when in history.versions
     ]
-    with_files = sum(1 for t in targets if t.files)
-    per_record = max(1, round(50_000 / (len(targets) + 0.5 * with_files)))
-    planned = plan_events(targets, per_record=per_record, end=NOW, seed=42)
+    planned = plan_usage_events(targets, 50_000, 42, NOW)
 
-    assert len(history.records) == 300
+    records = history.records
+    assert len(records) == 300
+    assert sum(1 for r in records if r.files) == 189
     assert len(history.versions) == 328
-    assert len(planned["record-view"]) + len(planned["file-download"]) == 49_915
+    assert sum(len(r.homes) for r in records if r.by_owner) == 159  # direct adds
+    assert sum(len(r.homes) for r in records if not r.by_owner) == 108  # accepted requests
+    assert (sum(r.removed for r in records), sum(r.re_added for r in records)) == (8, 1)
+    assert len(history.bulk_add) == 10
+    assert (len(history.deletions), sum(r for _, r in history.deletions)) == (6, 1)
+    assert (len(planned["record-view"]), len(planned["file-download"])) == (38_048, 11_867)
 
 
 def _expected_communities(history):

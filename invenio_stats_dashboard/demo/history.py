@@ -126,3 +126,16 @@ def plan_history(n_records, seed, now):
     deleted = rng.sample(range(len(versions)), min(6, len(versions)))
     history.deletions = [(pos, rng.random() < 0.4) for pos in deleted]
     return history
+
+
+def plan_usage_events(targets, n_events, seed, end):
+    """About ``n_events`` views and downloads of ``targets`` (``RecordTarget``s, in plan order).
+
+    Every version gets the same number of views; about half of the views of a
+    version with files are followed by a download.
+    """
+    from ..utils.usage_events import plan_events
+
+    with_files = sum(1 for t in targets if t.files)
+    per_record = max(1, round(n_events / (len(targets) + 0.5 * with_files)))
+    return plan_events(targets, per_record=per_record, end=end, seed=seed)

@@ -33,15 +33,17 @@ from datetime import datetime, timezone
 
 import click
 
-from ..utils.usage_events import expected_counts, plan_events
+from ..utils.usage_events import expected_counts
 from . import workers
-from .history import plan_history
+from .history import plan_history, plan_usage_events
 
 EVENT_CHUNK = 2500
 
 
 class InProcess:
     """Runs the worker functions in the current app context (tests)."""
+
+    size = 1
 
     def one(self, fn, *args):
         """``fn(*args)``."""
@@ -58,6 +60,7 @@ class Pool:
     def __init__(self, size):
         """Start ``size`` workers now: their apps start while the caller works."""
         context = multiprocessing.get_context("spawn")
+        self.size = size
         self.pool = context.Pool(size, initializer=workers.start)
 
     def one(self, fn, *args):
@@ -130,15 +133,16 @@ def load(n_records=300, n_events=50_000, seed=42, run=None, steps=None, echo=cli
                 bar.update(1)
     with steps("bulk add, deletions, restorations"):
         version_ids = [ids[n][i] for n, i, _ in history.versions]
-        targets, counts, skipped = run.one(workers.finish, history, version_ids, communities)
+        counts, skipped = run.one(workers.finish, history, version_ids, communities)
         stats.update(counts)
         for note in skipped:
             echo(note)
+    with steps("sibling versions indexed, index checked against the database"):
+        list(run.each(workers.index_queued, range(run.size)))
+        targets = run.one(workers.event_targets, history, version_ids)
 
     with steps("usage events (invenio-stats' indexer, parallel chunks)"):
-        with_files = sum(1 for t in targets if t.files)
-        per_record = max(1, round(n_events / (len(targets) + 0.5 * with_files)))
-        planned = plan_events(targets, per_record=per_record, end=now, seed=seed)
+        planned = plan_usage_events(targets, n_events, seed, now)
         expected = expected_counts(planned)
         chunks = [(event_type, events[i:i + EVENT_CHUNK])
                   for event_type, events in planned.items()

@@ -106,8 +106,6 @@ def _join(plan, record_id, community_id):
 
 def create_record(task):
     """Create one planned record's history; returns ``(n, version ids, counts)``."""
-    from invenio_rdm_records.proxies import current_rdm_records_service
-
     from . import rdm
 
     plan, communities = task
@@ -137,21 +135,15 @@ def create_record(task):
             if plan.re_added:  # the way the record first joined
                 _join(plan, item.id, home)
                 stats["re_adds"] += 1
-    # Sibling versions wait in the bulk indexing queue: index them here, in
-    # parallel, rather than all at the end. The queue is shared: a record this
-    # worker reads may be newer in the index already (written by the worker
-    # that changed it), which the index refuses with 409, rightly.
-    current_rdm_records_service.indexer.process_bulk_queue(
-        search_bulk_kwargs={"ignore_status": (409,)})
+    # Sibling versions wait in the bulk indexing queue until every record is
+    # done (``index_queued``): the queue is shared, and a worker indexing
+    # another worker's record could write a parent state that is already
+    # outdated, with a record version the index cannot tell from the current one.
     return plan.n, ids, stats
 
 
 def finish(history, version_ids, communities):
-    """The bulk add and the deletions; returns the event targets of every version,
-    the counts and what was skipped."""
-    from invenio_rdm_records.proxies import current_rdm_records_service
-
-    from ..utils.usage_events import RecordTarget
+    """The bulk add and the deletions; returns the counts and what was skipped."""
     from . import rdm
     from .history import BULK_COMMUNITY
 
@@ -170,11 +162,46 @@ def finish(history, version_ids, communities):
             if restored:
                 rdm.restore_record(version_ids[pos])
                 stats["restored"] += 1
+    return stats, skipped
+
+
+def index_queued(_task=None):
+    """Index the records waiting in the bulk indexing queue (every worker at once).
+
+    Run once nothing changes any more: every worker reads the final state.
+    """
+    from invenio_rdm_records.proxies import current_rdm_records_service
+
+    current_rdm_records_service.indexer.process_bulk_queue()
+
+
+def event_targets(history, version_ids):
+    """The event targets of every planned version, once the index agrees with the database.
+
+    Each version's indexed communities are compared with its parent's in the
+    database: a stale document would show wrong membership in the demo.
+    """
+    from invenio_rdm_records.proxies import current_rdm_records_service as service
+    from invenio_search.proxies import current_search_client as client
+    from invenio_search.utils import prefix_index
+
+    from ..utils.usage_events import RecordTarget
+    from . import rdm
+
     rdm.refresh()
-    resolve = current_rdm_records_service.record_cls.pid.resolve
-    targets = [RecordTarget.from_record(resolve(rid), created=when)
-               for rid, (_n, _i, when) in zip(version_ids, history.versions)]
-    return targets, stats, skipped
+    resolve = service.record_cls.pid.resolve
+    records = [resolve(rid, registered_only=False) for rid in version_ids]
+    hits = client.search(index=prefix_index(service.record_cls.index.search_alias), body={
+        "query": {"ids": {"values": [str(r.id) for r in records]}}, "size": len(records),
+        "_source": ["parent.communities.ids"]})["hits"]["hits"]
+    indexed = {h["_id"]: sorted(h["_source"].get("parent", {}).get("communities", {}).get(
+        "ids", [])) for h in hits}
+    stale = [r.pid.pid_value for r in records
+             if indexed.get(str(r.id)) != sorted(map(str, r.parent.communities.ids))]
+    if stale:
+        raise RuntimeError(f"indexed communities differ from the database for {stale}")
+    return [RecordTarget.from_record(record, created=when)
+            for record, (_n, _i, when) in zip(records, history.versions)]
 
 
 def index_events(task):

@@ -186,7 +186,11 @@ PUBLIC_IP_ADDRESSES = PUBLIC_IPS
 
 
 class UsageEventFactory:
-    """Plan, optionally enrich, and index synthetic usage events."""
+    """Plan, optionally enrich, and index synthetic usage events (``usage-events generate``).
+
+    Each record gets ``events_per_record`` views, and a record with files one
+    download per view, so the counts are known in advance.
+    """
 
     def __init__(self, seed=0, subcount_configs=None):
         """``seed`` makes runs repeatable."""

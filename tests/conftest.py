@@ -218,7 +218,7 @@ def legacy_events(services, records, versioned_record):
     """
     from invenio_search.proxies import current_search_client
 
-    from invenio_stats_dashboard.demo.usage_events import (
+    from invenio_stats_dashboard.utils.usage_events import (
         RecordTarget,
         expected_counts,
         index_events,

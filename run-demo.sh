@@ -125,13 +125,12 @@ show_step() {  # show_step NAME TITLE: follow the step's output until it is done
   if [ "$(cat "$STEPS_DIR/$name.rc")" != 0 ]; then false; fi  # the ERR trap reports
 }
 SEED_START=$EPOCHREALTIME
-# 3c spends most of its time waiting the routing TTL: the help and 3a start
-# with it, on the otherwise idle processors.
+# The help and 3a start beside 3c (they share nothing with it).
 { run_step 3b; ok=$?; run_step help & run_step 3a & [ "$ok" != 0 ] || run_step 3c; wait; } &
 show_step help "invenio community-stats --help"
 show_step 3a "Seed step 3a: community custom fields"
 show_step 3b "Seed step 3b: community membership events (backfill)"
-show_step 3c "Seed step 3c: usage-event migration (the current month waits the routing TTL)"
+show_step 3c "Seed step 3c: usage-event migration"
 wait
 awk -v a="$SEED_START" -v b="$EPOCHREALTIME" \
   'BEGIN { printf "seed steps, wall time (help and 3a ran beside 3c)\t%.1f\t", b - a }' >> "$TIMINGS"

@@ -30,7 +30,7 @@ def app_config(app_config):
         ),
         SEARCH_HOSTS=[{"host": "127.0.0.1", "port": 9200}],
         SEARCH_INDEX_PREFIX=RUN_PREFIX,
-        CACHE_TYPE="redis",
+        CACHE_TYPE="RedisCache",
         CACHE_REDIS_URL=f"{REDIS}/10",
         ACCOUNTS_SESSION_REDIS_URL=f"{REDIS}/11",
         BROKER_URL=f"{REDIS}/12",

@@ -82,12 +82,12 @@ def sha(path):
 
 
 def manifest():
-    """``{package: {version: [(file, original sha, patched sha)]}}``."""
+    """``{package: {version: [(file, original sha, patched sha, patch)]}}``."""
     table = {}
     for line in (patches / "SHA256SUMS").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            pkg, version, file, original, patched = line.split()
-            table.setdefault(pkg, {}).setdefault(version, []).append((file, original, patched))
+            pkg, version, *entry = line.split()
+            table.setdefault(pkg, {}).setdefault(version, []).append(tuple(entry))
     return table
 
 
@@ -122,7 +122,7 @@ def plan():
             raise Refused(f"{pkg} {version} lacks {setting} and no patch is made for it "
                           f"(patched releases: {covered})")
         states = set()
-        for file, original, patched in files:
+        for file, original, patched, _patch in files:
             path = site / file
             digest = sha(path) if path.exists() else None
             if digest == original:
@@ -138,9 +138,9 @@ def plan():
     return result
 
 
-def run_patch(pkg, version, dry_run):
-    cmd = ["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-r", "-",
-           "-d", str(site), "-i", str(patches / f"{pkg}-{version}.patch")]
+def run_patch(pkg, version, files, dry_run):
+    cmd = ["patch", "-p1", "--forward", "--batch", "--fuzz=0", "--no-backup-if-mismatch",
+           "-r", "-", "-d", str(site), "-i", str(patches / files[0][3])]
     if dry_run:
         cmd.append("--dry-run")
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -153,7 +153,7 @@ def backup(pkg, version, files):
     folder = BACKUP / f"{pkg}-{version}"
     if folder.exists():
         shutil.rmtree(folder)
-    for file, _original, _patched in files:
+    for file, *_ in files:
         for path in [site / file, *compiled(file)]:
             target = folder / path.relative_to(site)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -163,11 +163,11 @@ def backup(pkg, version, files):
 def restore(pkg, version, files):
     """Put the backed-up originals (and only their .pyc) back, byte for byte."""
     folder = BACKUP / f"{pkg}-{version}"
-    for file, original, _patched in files:
+    for file, original, *_ in files:
         kept = folder / file
         if not kept.exists() or sha(kept) != original:
             raise Refused(f"the backup of {file} is missing or altered ({folder})")
-    for file, _original, _patched in files:
+    for file, *_ in files:
         for pyc in compiled(file):
             pyc.unlink()
         shutil.copy2(folder / file, site / file)
@@ -194,8 +194,8 @@ def main():
             print("Hooks present." if not todo else "Patches needed: run apply_patches.sh.")
             return 0 if not todo else 1
         if mode == "dry-run":
-            for pkg, (version, _state, _files) in todo.items():
-                run_patch(pkg, version, dry_run=True)
+            for pkg, (version, _state, files) in todo.items():
+                run_patch(pkg, version, files, dry_run=True)
                 print(f"would patch {pkg} {version} (backup in {BACKUP})")
             print("Nothing to do." if not todo else "Dry run: nothing written.")
             return 0
@@ -205,24 +205,24 @@ def main():
                 print(f"restored {pkg} {version}")
             print("Nothing to revert." if not patched else "Reverted.")
             return 0
-        for pkg, (version, _state, _files) in todo.items():  # all-or-nothing
-            run_patch(pkg, version, dry_run=True)
+        for pkg, (version, _state, files) in todo.items():  # all-or-nothing
+            run_patch(pkg, version, files, dry_run=True)
         done = []
         try:
             for pkg, (version, _state, files) in todo.items():
                 backup(pkg, version, files)
                 done.append((pkg, version, files))
-                run_patch(pkg, version, dry_run=False)
-                if any(sha(site / f) != p for f, _o, p in files):
+                run_patch(pkg, version, files, dry_run=False)
+                if any(sha(site / f) != p for f, _o, p, _patch in files):
                     raise Refused(f"{pkg} {version}: patched files differ from the expected result")
                 print(f"patched {pkg} {version}")
         except Exception:
             for pkg, version, files in done:  # leave the environment as it was
-                for file, _o, _p in files:
+                for file, *_ in files:
                     shutil.copy2(BACKUP / f"{pkg}-{version}" / file, site / file)
                 shutil.rmtree(BACKUP / f"{pkg}-{version}", ignore_errors=True)
             raise
-        print("Already patched." if not todo else f"Done (originals kept in {BACKUP}).")
+        print("Nothing to do." if not todo else f"Done (originals kept in {BACKUP}).")
         return 0
     except Refused as error:
         print(f"Error: {error}", file=sys.stderr)

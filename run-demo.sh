@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Bring up a demo InvenioRDM 13 instance with invenio-stats-dashboard and a
+# Bring up a demo InvenioRDM instance (13 unless ISD_RDM says otherwise) with invenio-stats-dashboard and a
 # deterministic "legacy" data set, then serve it on http://127.0.0.1:5000.
 #   ./run-demo.sh            # reuse the demo instance if it exists
 #   ./run-demo.sh --reset    # rebuild it from scratch
 #   ./run-demo.sh --no-serve # build/refresh only (used by CI smoke checks)
-# Environment: DEMO_RECORDS (300), DEMO_EVENTS (50000), DEMO_SEED (42).
+# Environment: DEMO_RECORDS (300), DEMO_EVENTS (50000), DEMO_SEED (42);
+# ISD_RDM=12|14 builds a separate demo of that release (instance
+# .demo/instance-rdm14, database invenio_rdm14, index prefix demo-rdm14-);
+# ISD_REDIS_PORT its Redis (default 6379).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -23,6 +26,18 @@ ensure_venv
 scripts/services.sh up
 export PATH="$VENV/bin:$PATH"
 export INVENIO_INSTANCE_PATH="$ROOT/.demo/instance"
+PREFIX=demo- REDIS=(redis-cli -p "${ISD_REDIS_PORT:-6379}")
+if [ "$ISD_RDM" != 13 ]; then  # another release: its own instance, database, indices
+  export INVENIO_INSTANCE_PATH="$ROOT/.demo/instance-rdm$ISD_RDM"
+  PREFIX="demo-rdm$ISD_RDM-"
+  export INVENIO_SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://invenio:invenio@127.0.0.1:5432/invenio_rdm$ISD_RDM"
+fi
+export INVENIO_SEARCH_INDEX_PREFIX="$PREFIX"
+redis="redis://127.0.0.1:${ISD_REDIS_PORT:-6379}"
+export INVENIO_CACHE_REDIS_URL="$redis/0" INVENIO_ACCOUNTS_SESSION_REDIS_URL="$redis/1" \
+  INVENIO_RATELIMIT_STORAGE_URI="$redis/3" INVENIO_BROKER_URL="$redis/4" \
+  INVENIO_CELERY_BROKER_URL="$redis/4" INVENIO_CELERY_RESULT_BACKEND="$redis/4" \
+  INVENIO_QUEUES_BROKER_URL="$redis/5"
 mkdir -p "$INVENIO_INSTANCE_PATH"
 cp scripts/demo-invenio.cfg "$INVENIO_INSTANCE_PATH/invenio.cfg"
 MARKER="$INVENIO_INSTANCE_PATH/.loaded"
@@ -34,11 +49,11 @@ if [ "$RESET" = 1 ] || [ ! -f "$MARKER" ]; then
   step "Resetting the demo instance (database, indices, queues, files)"
   rm -f "$MARKER"
   invenio db destroy --yes-i-know >/dev/null 2>&1 || true
-  curl -fsS -XDELETE "http://127.0.0.1:9200/demo-*?expand_wildcards=all" >/dev/null 2>&1 || true
-  curl -fsS -XDELETE "http://127.0.0.1:9200/_index_template/demo-*" >/dev/null 2>&1 || true
-  curl -fsS -XDELETE "http://127.0.0.1:9200/_template/demo-*" >/dev/null 2>&1 || true
-  redis-cli -n 0 flushdb >/dev/null; redis-cli -n 1 flushdb >/dev/null
-  redis-cli -n 4 flushdb >/dev/null; redis-cli -n 5 flushdb >/dev/null
+  curl -fsS -XDELETE "http://127.0.0.1:9200/$PREFIX*?expand_wildcards=all" >/dev/null 2>&1 || true
+  curl -fsS -XDELETE "http://127.0.0.1:9200/_index_template/$PREFIX*" >/dev/null 2>&1 || true
+  curl -fsS -XDELETE "http://127.0.0.1:9200/_template/$PREFIX*" >/dev/null 2>&1 || true
+  "${REDIS[@]}" -n 0 flushdb >/dev/null; "${REDIS[@]}" -n 1 flushdb >/dev/null
+  "${REDIS[@]}" -n 4 flushdb >/dev/null; "${REDIS[@]}" -n 5 flushdb >/dev/null
   rm -rf "$INVENIO_INSTANCE_PATH/data"
   invenio db init create
   invenio files location create --default default-location "$INVENIO_INSTANCE_PATH/data"
@@ -75,14 +90,14 @@ invenio community-stats usage-events migrate
 invenio community-stats usage-events status
 
 step "Legacy usage-event indices"
-curl -fsS "http://127.0.0.1:9200/_cat/indices/demo-events-stats-*?v&s=index&h=index,docs.count,store.size"
+curl -fsS "http://127.0.0.1:9200/_cat/indices/${PREFIX}events-stats-*?v&s=index&h=index,docs.count,store.size"
 
 if [ "$SERVE" = 1 ]; then
   step "Serving on http://127.0.0.1:5000 (Ctrl-C to stop)"
   cat <<TXT
   Records:      http://127.0.0.1:5000/api/records
   Communities:  http://127.0.0.1:5000/api/communities
-  Search:       http://127.0.0.1:9200/_cat/indices/demo-*?v
+  Search:       http://127.0.0.1:9200/_cat/indices/$PREFIX*?v
   (The web UI's assets are built with the dashboard work; the REST API is live.)
 TXT
   exec python scripts/serve.py

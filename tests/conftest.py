@@ -98,6 +98,26 @@ def _delete_run_indices(client):
 
 
 @pytest.fixture(scope="module")
+def location(database):
+    """pytest-invenio's files location, with a teardown that reads no ORM row.
+
+    Its own reads ``location.uri`` at teardown, which fails on InvenioRDM 12
+    (SQLAlchemy 1.4) when a test has ended the session in between.
+    """
+    import shutil
+    import tempfile
+
+    from invenio_files_rest.models import Location
+
+    uri = tempfile.mkdtemp()
+    location = Location(name="pytest-location", uri=uri, default=True)
+    database.session.add(location)
+    database.session.commit()
+    yield location
+    shutil.rmtree(uri, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
 def services(app, location):
     """The app with database, search indices and a files location ready."""
     from invenio_stats_dashboard.demo.vocabularies import load_vocabularies

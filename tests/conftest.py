@@ -1,5 +1,5 @@
 # Part of invenio-stats-dashboard (MIT License).
-"""Test bed: the real InvenioRDM 13 API app on real PostgreSQL, OpenSearch, Redis.
+"""Test bed: the real InvenioRDM API app (13, or ISD_RDM) on real PostgreSQL, OpenSearch, Redis.
 
 ``./run-tests.sh`` starts the services and exports the connection settings
 read here. Each run uses its own index prefix, so runs never see each other's

@@ -152,6 +152,7 @@ def test_releases_with_the_hooks_need_no_patch(tmp_path):
 
 def test_usage_errors_are_one_line():
     code, _out, err = run("--frobnicate")
-    assert code == 1 and err == "Error: unknown option --frobnicate (use --check, --dry-run or --revert)\n"
+    assert code == 1
+    assert err == "Error: unknown option --frobnicate (use --check, --dry-run or --revert)\n"
     code, _out, err = run(f"/nonexistent-{os.getpid()}")
     assert code == 1 and err.startswith("Error: no environment at")

@@ -7,7 +7,8 @@
 # Environment: DEMO_RECORDS (300), DEMO_EVENTS (50000), DEMO_SEED (42);
 # ISD_RDM=12|14 builds a separate demo of that release (instance
 # .demo/instance-rdm14, database invenio_rdm14, index prefix demo-rdm14-);
-# ISD_REDIS_PORT its Redis (default 6379).
+# ISD_DEMO_NAME=x names such a separate demo for any release (x instead of
+# rdm14); ISD_REDIS_PORT selects its Redis (default 6379).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -27,10 +28,12 @@ scripts/services.sh up
 export PATH="$VENV/bin:$PATH"
 export INVENIO_INSTANCE_PATH="$ROOT/.demo/instance"
 PREFIX=demo- REDIS=(redis-cli -p "${ISD_REDIS_PORT:-6379}")
-if [ "$ISD_RDM" != 13 ]; then  # another release: its own instance, database, indices
-  export INVENIO_INSTANCE_PATH="$ROOT/.demo/instance-rdm$ISD_RDM"
-  PREFIX="demo-rdm$ISD_RDM-"
-  export INVENIO_SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://invenio:invenio@127.0.0.1:5432/invenio_rdm$ISD_RDM"
+NAME="${ISD_DEMO_NAME:-}"
+[ "$ISD_RDM" = 13 ] || NAME="${NAME:-rdm$ISD_RDM}"
+if [ -n "$NAME" ]; then  # a separate demo: its own instance, database, indices
+  export INVENIO_INSTANCE_PATH="$ROOT/.demo/instance-$NAME"
+  PREFIX="demo-$NAME-"
+  export INVENIO_SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://invenio:invenio@127.0.0.1:5432/invenio_$NAME"
 fi
 export INVENIO_SEARCH_INDEX_PREFIX="$PREFIX"
 redis="redis://127.0.0.1:${ISD_REDIS_PORT:-6379}"

@@ -132,7 +132,12 @@ def load(n_records=300, n_events=50_000, seed=42, echo=print):
                 rdm.remove_from_community(owner, item.id, communities[homes[0]])
                 stats["removals"] += 1
                 if rng.random() < 0.5:
-                    rdm.add_to_community(owner, item.id, communities[homes[0]])
+                    if creator is owner:
+                        rdm.add_to_community(owner, item.id, communities[homes[0]])
+                    else:  # no longer the record's curator: the depositor asks again
+                        ids = rdm.add_to_community(creator, item.id, communities[homes[0]],
+                                                   require_review=True)
+                        rdm.accept_request(owner, ids[0])
                     stats["re_adds"] += 1
     # A bulk add of recent public records to one community.
     recent = [rid for rid, when in targets[-40:] if when > now - timedelta(days=120)][:10]

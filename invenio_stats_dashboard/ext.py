@@ -188,7 +188,12 @@ def warn_about_missing_hooks():
     from . import compat
     from .services import components
 
-    for problem in compat.hook_problems(vars(components)):
+    try:
+        problems = compat.hook_problems(vars(components))
+    except Exception:  # a check only: never stops the app
+        logger.exception("Could not check the service hooks")
+        return
+    for problem in problems:
         logger.warning("invenio-stats-dashboard: %s", problem)
 
 

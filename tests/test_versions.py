@@ -103,6 +103,20 @@ def test_a_renamed_hook_is_reported():
                    for h in changes["removal"])
 
 
+def test_a_service_without_a_components_setting_is_detected():
+    """Unpatched InvenioRDM 12: fixed components, nothing of ours would run."""
+    from invenio_records_resources.services.base.config import FromConfig
+
+    class Fixed:
+        components = [object]
+
+    class Configured(Fixed):
+        components = FromConfig("SOME_SERVICE_COMPONENTS", default=[object])
+
+    assert compat.components_setting(Fixed) is None
+    assert compat.components_setting(Configured) == ("SOME_SERVICE_COMPONENTS", [object])
+
+
 def test_components_join_every_service_without_dropping_its_defaults(services):
     """Ours are appended; the list invenio-requests 14 ships (comment-file components)
     survives although our extension is initialised first."""

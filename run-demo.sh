@@ -40,7 +40,7 @@ redis="redis://127.0.0.1:${ISD_REDIS_PORT:-6379}"
 export INVENIO_CACHE_REDIS_URL="$redis/0" INVENIO_ACCOUNTS_SESSION_REDIS_URL="$redis/1" \
   INVENIO_RATELIMIT_STORAGE_URI="$redis/3" INVENIO_BROKER_URL="$redis/4" \
   INVENIO_CELERY_BROKER_URL="$redis/4" INVENIO_CELERY_RESULT_BACKEND="$redis/4" \
-  INVENIO_QUEUES_BROKER_URL="$redis/5"
+  INVENIO_QUEUES_BROKER_URL="$redis/5" INVENIO_COMMUNITIES_IDENTITIES_CACHE_REDIS_URL="$redis/2"
 mkdir -p "$INVENIO_INSTANCE_PATH"
 cp scripts/demo-invenio.cfg "$INVENIO_INSTANCE_PATH/invenio.cfg"
 MARKER="$INVENIO_INSTANCE_PATH/.loaded"
@@ -56,6 +56,7 @@ if [ "$RESET" = 1 ] || [ ! -f "$MARKER" ]; then
   curl -fsS -XDELETE "http://127.0.0.1:9200/_index_template/$PREFIX*" >/dev/null 2>&1 || true
   curl -fsS -XDELETE "http://127.0.0.1:9200/_template/$PREFIX*" >/dev/null 2>&1 || true
   "${REDIS[@]}" -n 0 flushdb >/dev/null; "${REDIS[@]}" -n 1 flushdb >/dev/null
+  "${REDIS[@]}" -n 2 flushdb >/dev/null
   "${REDIS[@]}" -n 4 flushdb >/dev/null; "${REDIS[@]}" -n 5 flushdb >/dev/null
   rm -rf "$INVENIO_INSTANCE_PATH/data"
   invenio db init create

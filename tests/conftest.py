@@ -32,6 +32,10 @@ def app_config(app_config):
         SEARCH_INDEX_PREFIX=RUN_PREFIX,
         CACHE_TYPE="RedisCache",
         CACHE_REDIS_URL=f"{REDIS}/10",
+        # Community roles of identities, keyed by user id: ids repeat from run
+        # to run, so a shared cache (the default is localhost:6379/4, whatever
+        # the run's Redis) hands one run another's roles (see flush_caches).
+        COMMUNITIES_IDENTITIES_CACHE_REDIS_URL=f"{REDIS}/15",
         ACCOUNTS_SESSION_REDIS_URL=f"{REDIS}/11",
         BROKER_URL=f"{REDIS}/12",
         CELERY_BROKER_URL=f"{REDIS}/12",
@@ -47,6 +51,15 @@ def app_config(app_config):
         SITE_API_URL="https://127.0.0.1:5000/api",
     )
     return app_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flush_caches():
+    """Start from empty caches: this run's Redis databases 10 and 15 are its own."""
+    import redis
+
+    for db in (10, 15):
+        redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +273,7 @@ def child_env(services, monkeypatch, tmp_path):
         "SEARCH_INDEX_PREFIX": cfg["SEARCH_INDEX_PREFIX"],
         "SEARCH_HOSTS": repr(cfg["SEARCH_HOSTS"]),
         "CACHE_REDIS_URL": cfg["CACHE_REDIS_URL"],
+        "COMMUNITIES_IDENTITIES_CACHE_REDIS_URL": cfg["COMMUNITIES_IDENTITIES_CACHE_REDIS_URL"],
         "ACCOUNTS_SESSION_REDIS_URL": cfg["ACCOUNTS_SESSION_REDIS_URL"],
         "BROKER_URL": cfg["BROKER_URL"], "CELERY_BROKER_URL": cfg["CELERY_BROKER_URL"],
         "QUEUES_BROKER_URL": cfg["QUEUES_BROKER_URL"],

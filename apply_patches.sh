@@ -30,7 +30,7 @@ for arg in "$@"; do
     --check) MODE=check ;;
     --dry-run) MODE=dry-run ;;
     --revert) MODE=revert ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "Error: unknown option $arg (use --check, --dry-run or --revert)" >&2; exit 1 ;;
     *) [ -z "$ENV_DIR" ] || { echo "Error: more than one environment path given" >&2; exit 1; }
        ENV_DIR="$arg" ;;

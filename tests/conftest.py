@@ -62,6 +62,24 @@ def flush_caches():
         redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_database():
+    """Start from an empty test database (the run's own, ``ISD_TEST_DB``).
+
+    pytest-invenio creates missing tables only, so rows left by a killed run
+    (e.g. its files location) would break the next run's first module.
+    """
+    import sqlalchemy as sa
+
+    uri = os.environ.get("SQLALCHEMY_DATABASE_URI")
+    if not uri:
+        return
+    engine = sa.create_engine(uri)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def create_app(instance_path):
     """The InvenioRDM API application factory (loads our extension)."""

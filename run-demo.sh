@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Bring up a demo InvenioRDM 13 instance with invenio-stats-dashboard and a
+# Bring up a demo InvenioRDM instance (13 unless ISD_RDM says otherwise) with invenio-stats-dashboard and a
 # deterministic "legacy" data set, then serve it on http://127.0.0.1:5000.
 #   ./run-demo.sh            # reuse the demo instance if it exists
 #   ./run-demo.sh --reset    # rebuild it from scratch
 #   ./run-demo.sh --no-serve # build/refresh only (used by CI smoke checks)
 # Environment: DEMO_RECORDS (300), DEMO_EVENTS (50000), DEMO_SEED (42),
-# DEMO_WORKERS (2 loader processes).
+# DEMO_WORKERS (2 loader processes);
+# ISD_RDM=12|14 builds a separate demo of that release (instance
+# .demo/instance-rdm14, database invenio_rdm14, index prefix demo-rdm14-);
+# ISD_DEMO_NAME=x names such a separate demo for any release (x instead of
+# rdm14); ISD_REDIS_PORT selects its Redis (default 6379).
 # The terminal shows the steps, progress and status tables; everything the
 # applications log goes to .demo/demo.log.
 set -Eeuo pipefail  # -E: the ERR trap below also fires inside functions
@@ -26,6 +30,20 @@ DEMO_DIR="$ROOT/.demo"
 LOG="$DEMO_DIR/demo.log"
 TIMINGS="$DEMO_DIR/timings.tsv"
 export INVENIO_INSTANCE_PATH="$DEMO_DIR/instance"
+PREFIX=demo- REDIS_PORT="${ISD_REDIS_PORT:-6379}"
+NAME="${ISD_DEMO_NAME:-}"
+[ "$ISD_RDM" = 13 ] || NAME="${NAME:-rdm$ISD_RDM}"
+if [ -n "$NAME" ]; then  # a separate demo: its own instance, database, indices
+  export INVENIO_INSTANCE_PATH="$DEMO_DIR/instance-$NAME"
+  PREFIX="demo-$NAME-"
+  export INVENIO_SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://invenio:invenio@127.0.0.1:5432/invenio_$NAME"
+fi
+export INVENIO_SEARCH_INDEX_PREFIX="$PREFIX"
+redis="redis://127.0.0.1:$REDIS_PORT"
+export INVENIO_CACHE_REDIS_URL="$redis/0" INVENIO_ACCOUNTS_SESSION_REDIS_URL="$redis/1" \
+  INVENIO_RATELIMIT_STORAGE_URI="$redis/3" INVENIO_BROKER_URL="$redis/4" \
+  INVENIO_CELERY_BROKER_URL="$redis/4" INVENIO_CELERY_RESULT_BACKEND="$redis/4" \
+  INVENIO_QUEUES_BROKER_URL="$redis/5" INVENIO_COMMUNITIES_IDENTITIES_CACHE_REDIS_URL="$redis/2"
 MARKER="$INVENIO_INSTANCE_PATH/.loaded"
 mkdir -p "$INVENIO_INSTANCE_PATH"
 : > "$LOG"; : > "$TIMINGS"; rm -f "$TIMINGS.load"
@@ -65,9 +83,9 @@ step_done
 if [ "$RESET" = 1 ] || [ ! -f "$MARKER" ]; then
   step "Loading the legacy data set (seed ${DEMO_SEED:-42}): new instance storage, records, events"
   rm -f "$MARKER"
-  # Only what the demo owns: its Redis DBs (0-5 on 6379); the loader's --reset
-  # drops the database and the demo's own indices and templates.
-  for n in 0 1 2 3 4 5; do redis-cli -p 6379 -n "$n" flushdb >/dev/null; done
+  # Only what the demo owns: its Redis DBs (0-5); the loader's --reset drops
+  # the database and the demo's own indices and templates.
+  for n in 0 1 2 3 4 5; do redis-cli -p "$REDIS_PORT" -n "$n" flushdb >/dev/null; done
   rm -rf "$INVENIO_INSTANCE_PATH/data"
   # A *legacy* instance: the loader's workers run with the extension off, so
   # nothing is recorded live and steps 3b/3c have real back-filling to do.
@@ -137,7 +155,7 @@ awk -v a="$SEED_START" -v b="$EPOCHREALTIME" \
 load >> "$TIMINGS"
 
 step "Legacy usage-event indices"
-curl -fsS "http://127.0.0.1:9200/_cat/indices/demo-events-stats-*?v&s=index&h=index,docs.count,store.size"
+curl -fsS "http://127.0.0.1:9200/_cat/indices/${PREFIX}events-stats-*?v&s=index&h=index,docs.count,store.size"
 step_done
 
 echo
@@ -152,7 +170,7 @@ if [ "$SERVE" = 1 ]; then
   cat <<TXT
   Records:      http://127.0.0.1:5000/api/records
   Communities:  http://127.0.0.1:5000/api/communities
-  Search:       http://127.0.0.1:9200/_cat/indices/demo-*?v
+  Search:       http://127.0.0.1:9200/_cat/indices/$PREFIX*?v
   (The web UI's assets are built with the dashboard work; the REST API is live.)
 TXT
   trap - ERR

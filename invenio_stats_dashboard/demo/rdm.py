@@ -57,10 +57,12 @@ def create_user(email, password="123456", username=None):
 
 def create_community(identity, slug, title, visibility="public", type_="organization"):
     """Create a community; ``visibility`` is ``public`` or ``restricted``."""
+    from ..compat import community_access
+
     data = {
         "slug": slug,
-        "access": {"visibility": visibility, "members_visibility": "public",
-                   "record_submission_policy": "open", "review_policy": "open"},
+        "access": community_access(visibility=visibility, members_visibility="public",
+                                   record_submission_policy="open", review_policy="open"),
         "metadata": {"title": title, "type": {"id": type_}},
     }
     item = current_communities.service.create(identity, data)

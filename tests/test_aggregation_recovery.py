@@ -261,3 +261,23 @@ def test_a_catch_up_on_two_celery_workers_gives_the_single_process_documents(
     assert len({s["pid"] for s in spans()}) == 2
     assert overlapping(spans()) == []
     assert read_all() == history["expected"]
+
+
+def test_sigterm_stops_cleanly_with_one_error_line(history, env):
+    """A stopping worker or ``processes cancel`` (SIGTERM): the run stops between days."""
+    reset()
+    proc = subprocess.Popen(aggregate_argv(history, "--until-caught-up"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while written() < 200:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.terminate()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: aggregation stopped: cancelled; bookmarks are at the last "
+                      "complete day: run again to continue"], err
+    assert 0 < written() < len(history["expected"])
+    assert valid_through_bookmarks(history["expected"])
+    assert not any(n.startswith("agg:") for n in list_locks())  # released, not expired

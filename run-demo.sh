@@ -74,6 +74,19 @@ step "Seed step 3c: usage-event migration (the current month waits the routing T
 invenio community-stats usage-events migrate
 invenio community-stats usage-events status
 
+# --- Seed step 4 (aggregations; a block of its own, added with the aggregation
+# engine — keep it after 3c when the steps above are reorganised) -------------
+step "Seed step 4: catch-up aggregation (every community with records, and global)"
+invenio community-stats enable-dashboards --record-threshold 1
+AGG_START=$(date +%s)
+invenio community-stats aggregate --force --until-caught-up --no-show-progress
+echo "Catch-up aggregation took $(( $(date +%s) - AGG_START )) s"
+invenio community-stats status
+step "Aggregated documents: physics, records snapshot of the last two days (read)"
+invenio community-stats read --community-id physics \
+  --query-type community-record-snapshot-added | sed -n '1,40p'
+# --- end of seed step 4 ------------------------------------------------------
+
 step "Legacy usage-event indices"
 curl -fsS "http://127.0.0.1:9200/_cat/indices/demo-events-stats-*?v&s=index&h=index,docs.count,store.size"
 

@@ -246,3 +246,29 @@ def test_when_now_is_given_every_document_gets_that_instant(history):
     ctx = engine.Context(now=datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
     assert (ctx.now, ctx.today.isoformat()) == ("2030-01-02T03:04:05", "2030-01-02")
     assert engine.unavailable(search.exceptions.ConnectionError("N/A", "refused", None))
+
+
+def test_usage_deltas_wait_for_the_migration_not_for_legacy_indices_to_go(history, records):
+    """G19: an unmigrated month fails the usage delta with the command to run; once
+    migrated, the legacy index left in place (until clean-up) does not block it."""
+    from invenio_rdm_records.proxies import current_rdm_records_service
+
+    from invenio_stats_dashboard.aggregations.runner import check_preconditions
+    from invenio_stats_dashboard.aggregations.series import get
+    from invenio_stats_dashboard.demo.usage_events import RecordTarget, plan_events
+    from invenio_stats_dashboard.exceptions import UsageEventsNotMigratedError
+    from invenio_stats_dashboard.proxies import current_event_reindexing_service
+    from legacy_indices import index_legacy
+
+    month = datetime(2023, 3, 1, tzinfo=timezone.utc)
+    record = current_rdm_records_service.record_cls.pid.resolve(records["one_file"].id)
+    planned = plan_events([RecordTarget.from_record(record, created=month)], per_record=5,
+                          start=month, end=month.replace(day=28), seed=3)
+    index_legacy(planned)
+    ctx, usage = engine.Context(), get("community-usage-delta-agg")
+    with pytest.raises(UsageEventsNotMigratedError, match="view 2023-03.*usage-events migrate"):
+        check_preconditions(ctx, usage)
+    check_preconditions(ctx, get(SNAPSHOT))  # the records series do not wait
+    report = current_event_reindexing_service.reindex_events(month_filter="2023-03")
+    assert report["completed"], report
+    check_preconditions(ctx, usage)  # the stock month is still there, and migrated

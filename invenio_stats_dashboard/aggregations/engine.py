@@ -76,10 +76,6 @@ def family(series):
                                    __package__)
 
 
-class AggregationStopped(StatsDashboardError):
-    """A unit stopped between days (health, cancel); its bookmark holds the position."""
-
-
 class ClusterUnavailableError(StatsDashboardError):
     """The search cluster does not answer (or keeps refusing): the whole run stops."""
 

@@ -80,6 +80,10 @@ def communities_to_aggregate(community_ids=None):
     return ids + [log.GLOBAL]
 
 
+#: ``usage-events status`` states of a month the aggregations can read
+MIGRATED = ("completed", "enriched live", "enriched (no migration bookmark)")
+
+
 def check_preconditions(ctx, series):
     """Raise when the series' inputs are not there yet (no backfill or migration here)."""
     alias = log.alias_name()
@@ -89,10 +93,12 @@ def check_preconditions(ctx, series):
             "The community events log is empty: run 'invenio community-stats "
             "community-events generate' (seed step 3b) first.")
     if series.family == "usage" and series.is_delta:
-        from ..services.usage_reindexing.months import EVENT_TYPES, discover
+        from ..proxies import current_event_reindexing_service
 
-        waiting = [f"{s.event_type} {s.month}" for t in EVENT_TYPES
-                   for s in discover(ctx.client, t) if s.needs_migration]
+        # the migration's own verdict: a legacy month stays in place after it
+        # was migrated (until cleanup-old-indices), so its presence says nothing
+        rows = current_event_reindexing_service.count_total_events()
+        waiting = [f"{r['event_type']} {r['month']}" for r in rows if r["state"] not in MIGRATED]
         if waiting:
             raise UsageEventsNotMigratedError(
                 f"{len(waiting)} month(s) of usage events are not migrated yet "
@@ -103,21 +109,33 @@ def check_preconditions(ctx, series):
 def aggregate(series_names=None, community_ids=None, start_date=None, end_date=None,
               update_bookmark=True, ignore_bookmark=False, progress=None, stop=None,
               workers=1, until_caught_up=False, dispatch=None):
-    """Run the series; returns ``{"results": [...], "total_duration": s, ...}``.
+    """Check the input (before anything is written), then :func:`run`.
 
-    Input is checked before anything is written. ``workers`` > 1 asks
-    ``dispatch(run_id, n)`` to start ``n`` more workers on the run (the
-    Celery task does); this process works too and waits for the others.
-    One result per series: ``aggregator``, ``status`` (``success``,
-    ``failed`` or ``stopped``), ``docs_indexed``, ``errors``,
+    Unknown series, communities and malformed or reversed dates raise
+    :class:`InvalidInputError`. Returns :func:`run`'s report.
+    """
+    series_list = resolve_series(series_names)
+    start, end = resolve_dates(start_date, end_date)
+    communities = communities_to_aggregate(community_ids)
+    return run([s.name for s in series_list], communities, start, end, update_bookmark,
+               ignore_bookmark, progress, stop, workers, until_caught_up, dispatch)
+
+
+def run(series_names, communities, start=None, end=None, update_bookmark=True,
+        ignore_bookmark=False, progress=None, stop=None, workers=1, until_caught_up=False,
+        dispatch=None):
+    """Run the series for ``communities`` (ids as the inputs have them); the report.
+
+    ``workers`` > 1 asks ``dispatch(run_id, n)`` to start ``n`` more workers
+    on the run (the Celery task does); this process works too and waits for
+    the others. One result per series: ``aggregator``, ``status``
+    (``success``, ``failed`` or ``stopped``), ``docs_indexed``, ``errors``,
     ``error_details``, ``communities_count``, ``communities_processed``,
     ``caught_up`` and ``communities`` (per community: days, first/last
     day, documents, seconds, skipped, stopped, error, worker).
     """
     started = time.monotonic()
     series_list = resolve_series(series_names)
-    start, end = resolve_dates(start_date, end_date)
-    communities = communities_to_aggregate(community_ids)
     ctx = engine.Context()
     put_templates(ctx.client, ctx.subcount_configs)
     failed = {}
@@ -132,10 +150,9 @@ def aggregate(series_names=None, community_ids=None, start_date=None, end_date=N
         queue = fanout.RunQueue()
         ordered = sorted(communities, key=lambda c: c != log.GLOBAL)  # the largest first
         queue.create(ordered, {
-            "series": runnable, "start": start and start.isoformat(),
-            "end": end and end.isoformat(), "update_bookmark": update_bookmark,
-            "ignore_bookmark": ignore_bookmark, "until_caught_up": until_caught_up,
-            "now": ctx.now})
+            "series": runnable, "start": start and str(start), "end": end and str(end),
+            "update_bookmark": update_bookmark, "ignore_bookmark": ignore_bookmark,
+            "until_caught_up": until_caught_up, "now": ctx.now})
         try:
             if workers > 1 and dispatch is not None:
                 dispatch(queue.run_id, workers - 1)

@@ -14,10 +14,9 @@ from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
 
 from ..search_indices.names import BOOKMARKS_COMMUNITY
-from ..services import events_log as log
 from . import documents as docs
 from .bookmarks import CommunityBookmarkAPI
-from .series import BY_NAME, SERIES, in_order
+from .series import SERIES, in_order
 from .state import INDEX as STATE_INDEX
 from .state import AggregationState
 
@@ -170,18 +169,3 @@ def destroy_targets(client=None):
             else:
                 kept[name] = "the only copy of its events (the stock month is gone)"
     return sorted(found), kept
-
-
-def known_series_names():
-    """Registration keys, in the scheduled order."""
-    return [s.name for s in in_order()]
-
-
-def log_exists(client=None):
-    """Whether the membership log alias exists (for ``status``' header)."""
-    client = client or current_search_client
-    return client.indices.exists_alias(name=log.alias_name())
-
-
-__all__ = ("BY_NAME", "QUERY_NAMES", "aggregation_status", "clear_bookmarks",
-           "destroy_targets", "read_documents", "series_for_query", "short_name")

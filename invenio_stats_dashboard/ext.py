@@ -128,30 +128,28 @@ def merge_stats_registries(config):
     config["STATS_QUERIES"] = queries
 
 
-def _append_once(config, key, default, component):
-    components = list(config.get(key) or default)
-    if component not in components:
-        components.append(component)
-    config[key] = components
-
-
 def merge_service_components(config):
-    """Attach the membership-log components to the RDM, requests and communities services."""
-    from invenio_communities.communities.services.components import (
-        DefaultCommunityComponents,
-    )
-    from invenio_rdm_records.services.config import DefaultRecordsComponents
+    """Attach our components to the RDM, requests and communities services.
 
-    from .services import components as c
+    Which setting each service reads, and its default list, are detected
+    (``compat``); a service without one (unpatched InvenioRDM 12) is skipped
+    with a warning.
+    """
+    from . import compat
+    from .services import components
 
-    _append_once(config, "RDM_RECORDS_SERVICE_COMPONENTS", DefaultRecordsComponents,
-                 c.RecordCommunityEventComponent)
-    _append_once(config, "RDM_RECORD_COMMUNITIES_SERVICE_COMPONENTS", [],
-                 c.RecordCommunityEventTrackingComponent)
-    _append_once(config, "REQUESTS_EVENTS_SERVICE_COMPONENTS", [],
-                 c.CommunityAcceptedEventComponent)
-    _append_once(config, "COMMUNITIES_SERVICE_COMPONENTS", DefaultCommunityComponents,
-                 c.CommunityCustomFieldsDefaultsComponent)
+    for name, (config_path, _service) in compat.SERVICES.items():
+        setting = compat.components_setting(compat.load(config_path))
+        if setting is None:
+            logger.warning("%s reads no components setting; run apply_patches.sh "
+                           "(InvenioRDM 12)", config_path)
+            continue
+        key, default = setting
+        listed = list(config.get(key) or default)
+        component = getattr(components, name)
+        if component not in listed:
+            listed.append(component)
+        config[key] = listed
 
 
 def merge_community_custom_fields(config):
@@ -186,7 +184,22 @@ def finalize_app(app):
         return
     register_menus(app)
     put_community_field_mappings(app)
+    warn_about_missing_hooks()
     put_aggregation_templates(app)
+
+
+def warn_about_missing_hooks():
+    """Say at start-up when membership changes would go unrecorded (``compat``)."""
+    from . import compat
+    from .services import components
+
+    try:
+        problems = compat.hook_problems(vars(components))
+    except Exception:  # a check only: never stops the app
+        logger.exception("Could not check the service hooks")
+        return
+    for problem in problems:
+        logger.warning("invenio-stats-dashboard: %s", problem)
 
 
 def put_community_field_mappings(app):

@@ -1,5 +1,5 @@
 # Part of invenio-stats-dashboard (MIT License).
-"""Test bed: the real InvenioRDM 13 API app on real PostgreSQL, OpenSearch, Redis.
+"""Test bed: the real InvenioRDM API app (13, or ISD_RDM) on real PostgreSQL, OpenSearch, Redis.
 
 ``./run-tests.sh`` starts the services and exports the connection settings
 read here. Each run uses its own index prefix, so runs never see each other's
@@ -32,8 +32,12 @@ def app_config(app_config):
         SEARCH_INDEX_PREFIX=RUN_PREFIX,
         # A busy 2-core machine answers slowly at times; no test measures time.
         SEARCH_CLIENT_CONFIG={"timeout": 60},
-        CACHE_TYPE="redis",
+        CACHE_TYPE="RedisCache",
         CACHE_REDIS_URL=f"{REDIS}/10",
+        # Community roles of identities, keyed by user id: ids repeat from run
+        # to run, so a shared cache (the default is localhost:6379/4, whatever
+        # the run's Redis) hands one run another's roles (see flush_caches).
+        COMMUNITIES_IDENTITIES_CACHE_REDIS_URL=f"{REDIS}/15",
         ACCOUNTS_SESSION_REDIS_URL=f"{REDIS}/11",
         BROKER_URL=f"{REDIS}/12",
         CELERY_BROKER_URL=f"{REDIS}/12",
@@ -49,6 +53,33 @@ def app_config(app_config):
         SITE_API_URL="https://127.0.0.1:5000/api",
     )
     return app_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flush_caches():
+    """Start from empty caches: this run's Redis databases 10 and 15 are its own."""
+    import redis
+
+    for db in (10, 15):
+        redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_database():
+    """Start from an empty test database (the run's own, ``ISD_TEST_DB``).
+
+    pytest-invenio creates missing tables only, so rows left by a killed run
+    (e.g. its files location) would break the next run's first module.
+    """
+    import sqlalchemy as sa
+
+    uri = os.environ.get("SQLALCHEMY_DATABASE_URI")
+    if not uri:
+        return
+    engine = sa.create_engine(uri)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +133,26 @@ def _delete_run_indices(client):
     ):
         client.indices.delete_index_template(name=name["name"], ignore=[404])
     client.indices.delete_template(name=f"{RUN_PREFIX}*", ignore=[404])
+
+
+@pytest.fixture(scope="module")
+def location(database):
+    """pytest-invenio's files location, with a teardown that reads no ORM row.
+
+    Its own reads ``location.uri`` at teardown, which fails on InvenioRDM 12
+    (SQLAlchemy 1.4) when a test has ended the session in between.
+    """
+    import shutil
+    import tempfile
+
+    from invenio_files_rest.models import Location
+
+    uri = tempfile.mkdtemp()
+    location = Location(name="pytest-location", uri=uri, default=True)
+    database.session.add(location)
+    database.session.commit()
+    yield location
+    shutil.rmtree(uri, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +269,7 @@ def legacy_events(services, records, versioned_record):
     """
     from invenio_search.proxies import current_search_client
 
-    from invenio_stats_dashboard.demo.usage_events import (
+    from invenio_stats_dashboard.utils.usage_events import (
         RecordTarget,
         expected_counts,
         index_events,
@@ -250,6 +301,7 @@ def child_env(services, monkeypatch, tmp_path):
         "SEARCH_INDEX_PREFIX": cfg["SEARCH_INDEX_PREFIX"],
         "SEARCH_HOSTS": repr(cfg["SEARCH_HOSTS"]),
         "CACHE_REDIS_URL": cfg["CACHE_REDIS_URL"],
+        "COMMUNITIES_IDENTITIES_CACHE_REDIS_URL": cfg["COMMUNITIES_IDENTITIES_CACHE_REDIS_URL"],
         "ACCOUNTS_SESSION_REDIS_URL": cfg["ACCOUNTS_SESSION_REDIS_URL"],
         "BROKER_URL": cfg["BROKER_URL"], "CELERY_BROKER_URL": cfg["CELERY_BROKER_URL"],
         "QUEUES_BROKER_URL": cfg["QUEUES_BROKER_URL"],

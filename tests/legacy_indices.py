@@ -15,7 +15,7 @@ from collections import defaultdict
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
 
-from invenio_stats_dashboard.demo.usage_events import index_events
+from invenio_stats_dashboard.utils.usage_events import index_events
 from invenio_stats_dashboard.search_indices.event_builders import EnrichedEventsIndexer
 from invenio_stats_dashboard.search_indices.stock import create_stock_month, stock_body
 

@@ -255,7 +255,7 @@ def test_usage_deltas_wait_for_the_migration_not_for_legacy_indices_to_go(histor
 
     from invenio_stats_dashboard.aggregations.runner import check_preconditions
     from invenio_stats_dashboard.aggregations.series import get
-    from invenio_stats_dashboard.demo.usage_events import RecordTarget, plan_events
+    from invenio_stats_dashboard.utils.usage_events import RecordTarget, plan_events
     from invenio_stats_dashboard.exceptions import UsageEventsNotMigratedError
     from invenio_stats_dashboard.proxies import current_event_reindexing_service
     from legacy_indices import index_legacy

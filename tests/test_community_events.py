@@ -104,14 +104,14 @@ def test_delete_and_restore_move_exactly_the_current_communities(
     assert all(d["deleted_date"] is None for d in docs_of(record.id))
 
 
-def test_restore_skips_a_community_deleted_meanwhile(make_record, identities, ids):
+def test_restore_skips_a_community_deleted_meanwhile(make_record, users, identities, ids):
     """M3: restoring re-adds the record's communities 'unless the community no longer
     exists' (RDM keeps a deleted community in the record's parent)."""
     from invenio_access.permissions import system_identity
     from invenio_communities.proxies import current_communities
 
-    owner = identities["owner"]
-    gamma = rdm.create_community(owner, f"{ids['alpha'][:8]}-gamma", "Gamma").id
+    gamma = rdm.create_community(identities["owner"], f"{ids['alpha'][:8]}-gamma", "Gamma").id
+    owner = rdm.make_identity(users["owner"])  # with its role in gamma (12 reads it from here)
     record = make_record(community_id=ids["alpha"])
     rdm.add_to_community(owner, record.id, gamma)
     rdm.delete_record(record.id)

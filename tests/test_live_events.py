@@ -12,7 +12,7 @@ from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
 from invenio_stats.proxies import current_stats
 
-from invenio_stats_dashboard.demo.usage_events import BROWSER_UA
+from invenio_stats_dashboard.utils.usage_events import BROWSER_UA
 
 INDEX_TEMPLATE_PKG = "invenio_rdm_records.records.stats.templates.events.record_view"
 

@@ -15,7 +15,7 @@ from invenio_search.engine import search
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
 
-from invenio_stats_dashboard.demo.usage_events import (
+from invenio_stats_dashboard.utils.usage_events import (
     RecordTarget,
     expected_counts,
     index_events,

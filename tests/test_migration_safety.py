@@ -21,7 +21,7 @@ from invenio_search.utils import prefix_index
 from invenio_stats.proxies import current_stats
 
 from invenio_stats_dashboard.cli import cli
-from invenio_stats_dashboard.demo.usage_events import (
+from invenio_stats_dashboard.utils.usage_events import (
     BROWSER_UA,
     RecordTarget,
     expected_counts,

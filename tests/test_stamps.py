@@ -20,7 +20,7 @@ from invenio_search.utils import prefix_index
 from opensearchpy import helpers
 
 from invenio_stats_dashboard.demo import rdm
-from invenio_stats_dashboard.demo.usage_events import RecordTarget, index_events, view_event
+from invenio_stats_dashboard.utils.usage_events import RecordTarget, index_events, view_event
 from invenio_stats_dashboard.proxies import current_event_reindexing_service
 
 from legacy_indices import index_legacy

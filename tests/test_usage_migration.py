@@ -19,7 +19,7 @@ from invenio_search.utils import prefix_index
 from opensearchpy import helpers
 
 from invenio_stats_dashboard.cli import cli
-from invenio_stats_dashboard.demo.usage_events import (
+from invenio_stats_dashboard.utils.usage_events import (
     RecordTarget,
     expected_counts,
     plan_events,
@@ -341,7 +341,7 @@ def test_current_month_switchover_keeps_events_written_meanwhile(data, services,
     from invenio_rdm_records.proxies import current_rdm_records_service
     from invenio_stats.proxies import current_stats
 
-    from invenio_stats_dashboard.demo.usage_events import BROWSER_UA
+    from invenio_stats_dashboard.utils.usage_events import BROWSER_UA
 
     recid = data["ids"]["r3"]
     record = current_rdm_records_service.record_cls.pid.resolve(recid)
@@ -410,7 +410,7 @@ def test_reenrichment_after_a_subcount_change_reaches_later_events(data, service
     from invenio_rdm_records.proxies import current_rdm_records_service
     from invenio_stats.proxies import current_stats
 
-    from invenio_stats_dashboard.demo.usage_events import BROWSER_UA
+    from invenio_stats_dashboard.utils.usage_events import BROWSER_UA
 
     month = arrow.utcnow().format("YYYY-MM")
     months = [RANGE, month]

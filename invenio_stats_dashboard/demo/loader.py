@@ -1,187 +1,201 @@
 # Part of invenio-stats-dashboard (MIT License).
 """Load the deterministic "legacy instance" demo data set.
 
-    python -m invenio_stats_dashboard.demo.loader [--records 300] [--events 50000] [--seed 42]
+    python -m invenio_stats_dashboard.demo.loader [--records 300] [--events 50000]
+        [--seed 42] [--workers 2] [--reset DATA_DIR] [--summary FILE] [--timings FILE]
 
-Run by ``./run-demo.sh`` inside a fresh instance (``INVENIO_INSTANCE_PATH``).
-It builds what an instance that ran for two years *before* installing this
+Run by ``./run-demo.sh`` inside an instance (``INVENIO_INSTANCE_PATH``). It
+builds what an instance that ran for two years *before* installing this
 package looks like: communities, records with files and versions created over
 the last two years, membership changes (direct adds, accepted inclusion
-requests, removals, bulk adds), deletions and restorations, and view/download
-events in the stock monthly invenio-stats indices. Everything goes through the
-RDM services and invenio-stats' own pipeline; only creation times are
-rewritten afterwards (``rdm.backdate_*``) to spread history over the past.
+requests, removals, re-additions, a bulk add), deletions and restorations, and
+view/download events in the stock monthly invenio-stats indices. Everything
+goes through the RDM services and invenio-stats' own pipeline; only creation
+times are rewritten afterwards (``rdm.backdate_*``) to spread history over the
+past.
+
+The history is drawn first (``history.plan_history``), then carried out by
+worker processes (``workers``): records in parallel, events in parallel
+chunks. Progress and step times go to stdout; the applications' log goes to
+stderr (``run-demo.sh`` sends it to a file).
 """
 
 import argparse
 import json
-import random
+import multiprocessing
+import os
 import sys
+import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import click
 
-from . import rdm
-from .usage_events import RecordTarget, expected_counts, index_events, plan_events
-from .vocabularies import (
-    AFFILIATIONS,
-    FUNDERS,
-    LANGUAGES,
-    LICENSES,
-    RESOURCE_TYPES,
-    SUBJECTS,
-    load_vocabularies,
-)
+from ..utils.usage_events import expected_counts
+from . import workers
+from .history import plan_history, plan_usage_events
 
-COMMUNITIES = [  # slug, title, visibility
-    ("physics", "Physics", "public"),
-    ("biology", "Biology", "public"),
-    ("digital-humanities", "Digital Humanities", "public"),
-    ("open-software", "Open Software", "public"),
-    ("internal-reports", "Internal Reports", "restricted"),
-]
-FILE_KINDS = [("csv", b"x,y\n1,2\n"), ("pdf", b"%PDF-1.4\n"), ("txt", b"text\n"),
-              ("png", b"\x89PNG\r\n"), ("zip", b"PK\x03\x04")]
-PUBLISHERS = ["Zenodo", "Demo Press", "University Press", None]
+EVENT_CHUNK = 2500
 
 
-def _random_metadata(rng, n, when):
-    restricted = rng.random() < 0.1
-    return {
-        "title": f"Demo record {n}",
-        "publication_date": when.date().isoformat(),
-        "resource_type": rng.choice([t for t in RESOURCE_TYPES if "-" in t or t in ("dataset", "software")]),
-        "creators_affiliations": rng.sample(list(AFFILIATIONS), rng.randint(0, 2)),
-        "contributors_affiliations": rng.sample(list(AFFILIATIONS), rng.randint(0, 1)),
-        "languages": rng.sample(list(LANGUAGES), rng.randint(0, 2)),
-        "rights": rng.sample(list(LICENSES), rng.randint(0, 1)),
-        "subjects": rng.sample(list(SUBJECTS), rng.randint(0, 2)),
-        "funders": rng.sample(list(FUNDERS), rng.randint(0, 1)),
-        "publisher": rng.choice(PUBLISHERS),
-        "record_access": "restricted" if restricted else "public",
-    }
+class InProcess:
+    """Runs the worker functions in the current app context (tests)."""
+
+    size = 1
+
+    def one(self, fn, *args):
+        """``fn(*args)``."""
+        return fn(*args)
+
+    def each(self, fn, tasks):
+        """``fn(task)`` for each task, in order."""
+        return map(fn, tasks)
 
 
-def _random_files(rng, n):
-    if rng.random() < 0.35:
-        return None
-    files = {}
-    for i in range(rng.randint(1, 3)):
-        ext, head = rng.choice(FILE_KINDS)
-        files[f"file{n}-{i}.{ext}"] = head + bytes(rng.randrange(256) for _ in range(rng.randint(10, 4000)))
-    return files
+class Pool:
+    """Runs the worker functions in spawned processes, each with its own app."""
+
+    def __init__(self, size):
+        """Start ``size`` workers now: their apps start while the caller works."""
+        context = multiprocessing.get_context("spawn")
+        self.size = size
+        self.pool = context.Pool(size, initializer=workers.start)
+
+    def one(self, fn, *args):
+        """``fn(*args)`` in one worker."""
+        return self.pool.apply(fn, args)
+
+    def each(self, fn, tasks):
+        """``fn(task)`` for each task, across the workers, as they complete."""
+        return self.pool.imap_unordered(fn, tasks)
+
+    def close(self, failed=False):
+        """Stop the workers (at once after a failure)."""
+        if failed:
+            self.pool.terminate()
+        else:
+            self.pool.close()
+        self.pool.join()
 
 
-def load(n_records=300, n_events=50_000, seed=42, echo=print):
-    """Create the demo data set; returns a summary dict (also the oracle)."""
-    rng = random.Random(seed)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    origin = now - timedelta(days=730)
-    load_vocabularies()
+class Steps:
+    """Prints each step's duration and appends it to a timings file."""
 
-    owner_user = rdm.create_user("owner@demo.org", username="owner")
-    depositor_users = [rdm.create_user(f"depositor{i}@demo.org") for i in range(4)]
-    communities = {}
-    owner_identity = rdm.make_identity(owner_user)
-    for slug, title, visibility in COMMUNITIES:
-        item = rdm.create_community(owner_identity, slug, title, visibility)
-        rdm.backdate_community(item.id, (origin - timedelta(days=10)).replace(tzinfo=None))
-        communities[slug] = item.id
-    owner = rdm.make_identity(owner_user)  # now carries its community roles
-    depositors = [rdm.make_identity(u) for u in depositor_users]
-    public = [s for s, _, v in COMMUNITIES if v == "public"]
+    def __init__(self, echo=click.echo, timings=None):
+        """``timings``: a file receiving ``label<TAB>seconds<TAB>load average`` lines."""
+        self.echo, self.timings = echo, timings
 
+    @contextmanager
+    def __call__(self, label):
+        """Time the block."""
+        start = time.monotonic()
+        yield
+        seconds = time.monotonic() - start
+        self.echo(f"    {label}: {seconds:.0f} s")
+        if self.timings:
+            with open(self.timings, "a", encoding="utf-8") as out:
+                out.write(f"{label}\t{seconds:.1f}\t{os.getloadavg()[0]:.2f}\n")
+
+
+@dataclass
+class Loaded:
+    """What :func:`load` did: the counts, the plan and the id of every planned version."""
+
+    summary: dict
+    history: object
+    version_ids: list
+
+
+def _progress(label, length):
+    return click.progressbar(length=length, label=label, show_pos=True, width=36)
+
+
+def load(n_records=300, n_events=50_000, seed=42, run=None, steps=None, echo=click.echo,
+         now=None):
+    """Create the demo data set; returns a :class:`Loaded`."""
+    run = run or InProcess()
+    steps = steps or Steps(echo=lambda *_: None)
+    now = now or datetime.now(timezone.utc).replace(microsecond=0)
+    history = plan_history(n_records, seed, now)
     stats = Counter()
-    targets = []
-    created_at = sorted(origin + timedelta(seconds=rng.uniform(0, 700 * 86400))
-                        for _ in range(n_records))
-    with click.progressbar(list(enumerate(created_at)), label="Records") as bar:
-        for n, when in bar:
-            meta = _random_metadata(rng, n, when)
-            files = _random_files(rng, n)
-            restricted = meta["record_access"] == "restricted"
-            # Owners include directly; depositors go through a reviewed request.
-            creator = owner if restricted or rng.random() < 0.6 else rng.choice(depositors)
-            item = rdm.create_record(creator, rdm.record_data(files=bool(files), **meta),
-                                     files=files)
-            stats["records"] += 1
-            stats["records_with_files"] += bool(files)
-            homes = (["internal-reports"] if restricted and rng.random() < 0.7 else
-                     rng.sample(public, rng.choice([0, 1, 1, 1, 2])) if not restricted else [])
-            for slug in homes:
-                if creator is not owner:
-                    ids = rdm.add_to_community(creator, item.id, communities[slug],
-                                               require_review=True)
-                    rdm.accept_request(owner, ids[0])
-                    stats["inclusion_requests_accepted"] += 1
-                else:
-                    rdm.add_to_community(owner, item.id, communities[slug])
-                    stats["direct_adds"] += 1
-            versions = [(item, when)]
-            if rng.random() < 0.1 and (now - when).days > 30:
-                v_when = when + timedelta(days=rng.randint(1, (now - when).days - 1))
-                v2 = rdm.new_version(creator, item.id, v_when.date().isoformat(), files=files)
-                versions.append((v2, v_when))
-                stats["new_versions"] += 1
-            for version, v_when in versions:
-                rdm.backdate_record(version.id, v_when.replace(tzinfo=None))
-                targets.append((version.id, v_when))
-            rdm.backdate_requests(item.id, when.replace(tzinfo=None))
-            if homes and not restricted and rng.random() < 0.06:
-                rdm.remove_from_community(owner, item.id, communities[homes[0]])
-                stats["removals"] += 1
-                if rng.random() < 0.5:
-                    rdm.add_to_community(owner, item.id, communities[homes[0]])
-                    stats["re_adds"] += 1
-    # A bulk add of recent public records to one community.
-    recent = [rid for rid, when in targets[-40:] if when > now - timedelta(days=120)][:10]
-    if recent:
-        try:
-            rdm.bulk_add(communities["open-software"], recent)
-            stats["bulk_added"] += len(recent)
-        except Exception as exc:  # e.g. a record already in the community
-            echo(f"bulk add skipped: {exc}")
-    # Deletions (a few restored again).
-    for rid, _ in rng.sample(targets, min(6, len(targets))):
-        rdm.delete_record(rid)
-        stats["deleted"] += 1
-        if rng.random() < 0.4:
-            rdm.restore_record(rid)
-            stats["restored"] += 1
 
-    echo("Planning and indexing usage events through invenio-stats ...")
-    from invenio_rdm_records.proxies import current_rdm_records_service
+    with steps("vocabularies, users, communities"):
+        communities = run.one(workers.prepare, history.origin)
+    with steps("records, versions, memberships"):
+        ids = {}
+        with _progress("Records", len(history.records)) as bar:
+            tasks = [(plan, communities) for plan in history.records]
+            for n, version_ids, counts in run.each(workers.create_record, tasks):
+                ids[n] = version_ids
+                stats.update(counts)
+                bar.update(1)
+    with steps("bulk add, deletions, restorations"):
+        version_ids = [ids[n][i] for n, i, _ in history.versions]
+        counts, skipped = run.one(workers.finish, history, version_ids, communities)
+        stats.update(counts)
+        for note in skipped:
+            echo(note)
+    with steps("sibling versions indexed, index checked against the database"):
+        list(run.each(workers.index_queued, range(run.size)))
+        targets = run.one(workers.event_targets, history, version_ids)
 
-    resolve = current_rdm_records_service.record_cls.pid.resolve
-    record_targets = [RecordTarget.from_record(resolve(rid), created=when)
-                      for rid, when in targets]
-    with_files = sum(1 for t in record_targets if t.files)
-    per_record = max(1, round(n_events / (len(record_targets) + 0.5 * with_files)))
-    planned = plan_events(record_targets, per_record=per_record, end=now, seed=seed)
-    index_events(planned)
-    expected = expected_counts(planned)
+    with steps("usage events (invenio-stats' indexer, parallel chunks)"):
+        planned = plan_usage_events(targets, n_events, seed, now)
+        expected = expected_counts(planned)
+        chunks = [(event_type, events[i:i + EVENT_CHUNK])
+                  for event_type, events in planned.items()
+                  for i in range(0, len(events), EVENT_CHUNK)]
+        with _progress("Events ", sum(len(c) for _, c in chunks)) as bar:
+            for _event_type, published, _indexed in run.each(workers.index_events, chunks):
+                bar.update(published)
+        found = run.one(workers.count_events, sorted(expected), {t.recid for t in targets})
+        if found != dict(expected):
+            raise RuntimeError(f"the event indices hold {sum(found.values())} events, "
+                               f"{sum(expected.values())} were planned")
     stats["view_events"] = len(planned["record-view"])
     stats["download_events"] = len(planned["file-download"])
     stats["months_with_events"] = len({m for _, m in expected})
     stats["communities"] = len(communities)
-    return dict(stats)
+    return Loaded(dict(stats), history, version_ids)
 
 
 def main(argv=None):
-    """Command-line entry: create the API app of the instance and load."""
+    """Command-line entry: optionally reset the instance's storage, then load."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=300)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--reset", metavar="DATA_DIR",
+                        help="drop the database and create the storage first")
+    parser.add_argument("--summary", help="write the JSON summary to this file")
+    parser.add_argument("--timings", help="append 'step<TAB>seconds<TAB>load' lines to this file")
     args = parser.parse_args(argv)
 
-    from invenio_app.factory import create_api
+    steps = Steps(timings=args.timings)
+    pool = Pool(args.workers)  # the workers' apps start while the storage is reset
+    try:
+        if args.reset:
+            from invenio_app.factory import create_api
 
-    app = create_api()
-    with app.app_context():
-        summary = load(args.records, args.events, args.seed, echo=click.echo)
-    click.echo(json.dumps(summary, indent=2, sort_keys=True))
+            from .instance import reset_storage
+
+            with steps("database, indices, queues, files location"):
+                reset_storage(create_api(), args.reset)
+        summary = load(args.records, args.events, args.seed, run=pool, steps=steps).summary
+    except BaseException:
+        pool.close(failed=True)
+        raise
+    pool.close()
+    if args.summary:
+        with open(args.summary, "w", encoding="utf-8") as out:
+            json.dump(summary, out, indent=2, sort_keys=True)
+    click.echo(f"Loaded {summary['records']} records ({summary['records'] + summary.get('new_versions', 0)}"
+               f" versions), {summary['communities']} communities, {summary['view_events']} views"
+               f" and {summary['download_events']} downloads over {summary['months_with_events']}"
+               " months.")
     return 0
 
 

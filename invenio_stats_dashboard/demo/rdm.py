@@ -8,6 +8,8 @@ build a realistic *legacy* history (records created over past years); they are
 for tests and the demo only.
 """
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from io import BytesIO
 
 from invenio_access.permissions import any_user, authenticated_user, system_identity
@@ -20,15 +22,17 @@ from invenio_requests.proxies import current_requests_service
 
 def make_identity(user):
     """An authenticated identity for ``user`` (with its roles)."""
+    from flask import current_app
     from invenio_access.utils import get_identity
-    from invenio_communities.utils import load_community_needs
+    from invenio_communities.proxies import current_identities_cache
+    from invenio_communities.utils import identity_cache_key, load_community_needs
 
     identity = get_identity(user)
     identity.provides.add(any_user)
     identity.provides.add(authenticated_user)
-    from flask import current_app
-
-    # Community roles, as at login (the loader reads the login session).
+    # Community roles, as at login (the loader reads the login session), from
+    # the database: a cached list may predate communities created since.
+    current_identities_cache.delete(identity_cache_key(identity))
     with current_app.test_request_context():
         load_community_needs(identity)
     return identity
@@ -53,10 +57,12 @@ def create_user(email, password="123456", username=None):
 
 def create_community(identity, slug, title, visibility="public", type_="organization"):
     """Create a community; ``visibility`` is ``public`` or ``restricted``."""
+    from ..compat import community_access
+
     data = {
         "slug": slug,
-        "access": {"visibility": visibility, "members_visibility": "public",
-                   "record_submission_policy": "open", "review_policy": "open"},
+        "access": community_access(visibility=visibility, members_visibility="public",
+                                   record_submission_policy="open", review_policy="open"),
         "metadata": {"title": title, "type": {"id": type_}},
     }
     item = current_communities.service.create(identity, data)
@@ -120,13 +126,18 @@ def create_record(identity, data, files=None, community_id=None):
     identity may include directly; otherwise the record is published first and
     then added directly.
     """
-    draft = current_rdm_records_service.create(identity, data)
-    if files:
-        _add_files(identity, draft.id, files)
-    record = current_rdm_records_service.publish(identity, draft.id)
+    record = publish_record(identity, data, files)
     if community_id:
         add_to_community(identity, record.id, community_id)
     return current_rdm_records_service.read(identity, record.id)
+
+
+def publish_record(identity, data, files=None):
+    """Create a draft, upload ``files`` and publish; returns the publish result."""
+    draft = current_rdm_records_service.create(identity, data)
+    if files:
+        _add_files(identity, draft.id, files)
+    return current_rdm_records_service.publish(identity, draft.id)
 
 
 def new_version(identity, record_id, publication_date=None, files=None):
@@ -203,11 +214,34 @@ def restore_record(record_id):
     _refresh()
 
 
-def _refresh():
-    # Sibling versions are re-indexed through the bulk indexing queue.
+_refresh_skipped = ContextVar("refresh_skipped", default=False)
+
+
+@contextmanager
+def without_refresh():
+    """Skip the per-change refreshes inside the block.
+
+    Tests refresh after every change so that their next search sees it; a
+    loader that never searches its own writes calls :func:`refresh` once at the
+    end instead (the services' own refreshes still happen).
+    """
+    token = _refresh_skipped.set(True)
+    try:
+        yield
+    finally:
+        _refresh_skipped.reset(token)
+
+
+def refresh():
+    """Index what waits in the bulk queue (sibling versions); refresh records and communities."""
     current_rdm_records_service.indexer.process_bulk_queue()
     current_rdm_records_service.indexer.refresh()
     current_communities.service.indexer.refresh()
+
+
+def _refresh():
+    if not _refresh_skipped.get():
+        refresh()
 
 
 # --- legacy history (tests and demo only) -----------------------------------
@@ -237,7 +271,8 @@ def backdate_record(record_id, when):
     current_rdm_records_service.indexer.index(
         current_rdm_records_service.record_cls.pid.resolve(record_id)
     )
-    current_rdm_records_service.indexer.refresh()
+    if not _refresh_skipped.get():
+        current_rdm_records_service.indexer.refresh()
 
 
 def backdate_community(community_id, when):

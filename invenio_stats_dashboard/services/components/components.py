@@ -104,6 +104,9 @@ class RecordCommunityEventTrackingComponent(ServiceComponent):
         """Removal from a community, for every version of the parent (G7)."""
         _register(self, record.parent, uow)
 
+    # InvenioRDM 14's name for the same hook (invenio-rdm-records 32).
+    remove_community_from_record = remove_community
+
     def bulk_add(self, identity, community_id=None, record_ids=None, set_default=None,
                  uow=None, **kwargs):
         """Records added in bulk to one community."""

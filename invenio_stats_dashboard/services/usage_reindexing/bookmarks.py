@@ -79,6 +79,7 @@ class EventReindexingBookmarkAPI(CommunityBookmarkAPI):
     def delete_bookmark(self, task_id):
         """Forget a month's progress."""
         if self.client.indices.exists(index=self.index):
-            self.client.delete(index=self.index, id=task_id, ignore=[404], refresh=True)
+            # No refresh: bookmarks are read by id (real-time GET), never searched.
+            self.client.delete(index=self.index, id=task_id, ignore=[404])
 
     reset_bookmark_to_beginning = delete_bookmark

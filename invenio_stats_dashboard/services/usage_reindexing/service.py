@@ -42,6 +42,7 @@ CORE_FIELDS = ("timestamp", "recid", "parent_recid", "unique_id", "visitor_id",
                "country", "unique_session_id", "referrer", "via_api", "is_machine",
                "is_robot", "bucket_id", "file_id", "file_key", "size")
 LOCK = "usage_events"  # STATS_DASHBOARD_LOCK_CONFIG entry shared with re-enrichment
+HEALTH_EVERY = 2.0  # seconds between health probes of one run (months share them)
 
 
 class EventReindexingService(StatusMixin, MaintenanceMixin):
@@ -138,13 +139,19 @@ class EventReindexingService(StatusMixin, MaintenanceMixin):
         stop = threading.Event()
         app = current_app._get_current_object()
 
-        def reason():
+        health = {"at": -HEALTH_EVERY, "reason": None}
+        guard = threading.Lock()
+
+        def reason():  # between groups, in every month's thread
             if stop.is_set():
                 return "stopped"
             why = job.stop_reason()
-            if not why:
-                health = self.check_health_conditions(settings)
-                why = None if health["is_healthy"] else health["reason"]
+            with guard:  # one health probe per few seconds for the whole run
+                if not why and time.monotonic() - health["at"] >= HEALTH_EVERY:
+                    check = self.check_health_conditions(settings)
+                    health.update(at=time.monotonic(),
+                                  reason=None if check["is_healthy"] else check["reason"])
+                why = why or health["reason"]
             if why:
                 stop.set()
             return why
@@ -227,9 +234,10 @@ class EventReindexingService(StatusMixin, MaintenanceMixin):
         try:
             aliases.freeze(self.client, source)
             self.client.indices.refresh(index=target)  # the copies so far are found by id
-            chunk = []
+            chunk, topped_up = [], 0
             for pair in server_side.iter_missing(self.client, source, target):
                 chunk.append(pair)
+                topped_up += 1
                 if len(chunk) >= settings.batch_size:
                     copy({"ids": {"values": [i for i, _ in chunk]}}, {r for _, r in chunk if r})
                     chunk = []
@@ -243,7 +251,10 @@ class EventReindexingService(StatusMixin, MaintenanceMixin):
                 self.reindexing_bookmark_api.delete_bookmark(task_id)  # redo after the backfill
                 return
             self.client.indices.refresh(index=target)
-            validation = self.validate_enriched_data(source, target, settings.sample_size)
+            # The source is frozen and the target only grows: when the scan
+            # above found nothing missing, a second scan would find nothing.
+            validation = self.validate_enriched_data(source, target, settings.sample_size,
+                                                     check_ids=bool(topped_up))
             result["validation"] = validation
             if not validation["success"]:
                 result["errors"].extend(validation["errors"])
@@ -263,12 +274,17 @@ class EventReindexingService(StatusMixin, MaintenanceMixin):
         if delete_old and state.source is not None:  # the current month's is gone already
             self.delete_old_index(state.source)
 
-    def validate_enriched_data(self, source_index, target_index, sample_size=None):
-        """Every source id must be in the target; sampled core fields must be equal."""
+    def validate_enriched_data(self, source_index, target_index, sample_size=None,
+                               check_ids=True):
+        """Every source id must be in the target; sampled core fields must be equal.
+
+        ``check_ids=False`` when the caller has just scanned every source id
+        against the target of a frozen source and found none missing.
+        """
         errors = []
         source_count = self.client.count(index=source_index)["count"]
         target_count = self.client.count(index=target_index)["count"]
-        missing = self.count_missing_ids(source_index, target_index)
+        missing = self.count_missing_ids(source_index, target_index) if check_ids else 0
         if missing:  # the target may hold more: events routed to it live
             errors.append(f"{missing} of {source_count} source events missing from the target")
         size = sample_size or self.defaults.sample_size

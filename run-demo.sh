@@ -154,6 +154,19 @@ awk -v a="$SEED_START" -v b="$EPOCHREALTIME" \
   'BEGIN { printf "seed steps, wall time (help and 3a ran beside 3c)\t%.1f\t", b - a }' >> "$TIMINGS"
 load >> "$TIMINGS"
 
+# --- Seed step 4 (aggregations; a block of its own, added with the aggregation
+# engine — keep it after 3c when the steps above are reorganised) -------------
+step "Seed step 4: catch-up aggregation (every community with records, and global)"
+invenio community-stats enable-dashboards --record-threshold 1 2>>"$LOG"
+invenio community-stats aggregate --force --until-caught-up --no-show-progress 2>>"$LOG"
+invenio community-stats status 2>>"$LOG"
+step_done
+step "Aggregated documents: physics, records snapshot of the last two days (read)"
+invenio community-stats read --community-id physics \
+  --query-type community-record-snapshot-added 2>>"$LOG" | sed -n '1,40p'
+step_done
+# --- end of seed step 4 ------------------------------------------------------
+
 step "Legacy usage-event indices"
 curl -fsS "http://127.0.0.1:9200/_cat/indices/${PREFIX}events-stats-*?v&s=index&h=index,docs.count,store.size"
 step_done

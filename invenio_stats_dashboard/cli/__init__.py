@@ -7,6 +7,7 @@ work are listed).
 
 import click
 
+from .aggregation_cli import COMMANDS as AGGREGATION_COMMANDS
 from .community_events_cli import community_events_cli
 from .processes_cli import processes_cli
 from .usage_events_cli import usage_events_cli
@@ -18,6 +19,8 @@ def cli():
     """Community and global statistics (invenio-stats-dashboard)."""
 
 
+for command in AGGREGATION_COMMANDS:
+    cli.add_command(command)
 cli.add_command(community_events_cli)
 cli.add_command(processes_cli)
 cli.add_command(usage_events_cli)

@@ -169,16 +169,17 @@ COMMUNITY_STATS_CELERYBEAT_AGG_SCHEDULE = {
         ),
         # minute 40: between stock tasks (0 event agg, 10 reindex, 25/55 events)
         "schedule": crontab(minute="40", hour="*"),
+        # upstream's four first; the created/published bases are scheduled too (R5)
         "args": (
             (
                 "community-usage-delta-agg",
                 "community-records-delta-added-agg",
                 "community-records-snapshot-added-agg",
                 "community-usage-snapshot-agg",
-                # "community-records-delta-created-agg",
-                # "community-records-snapshot-created-agg",
-                # "community-records-delta-published-agg",
-                # "community-records-snapshot-published-agg",
+                "community-records-delta-created-agg",
+                "community-records-snapshot-created-agg",
+                "community-records-delta-published-agg",
+                "community-records-snapshot-published-agg",
             ),
         ),
     },
@@ -195,6 +196,9 @@ COMMUNITY_STATS_CELERYBEAT_CACHE_SCHEDULE = {
     },
 }
 COMMUNITY_STATS_CATCHUP_INTERVAL = 365  # max days an aggregator processes per run
+# ours: workers taking part in one aggregation run (the task itself plus
+# aggregate_run_worker tasks on other Celery workers); 1 = no scale-out.
+COMMUNITY_STATS_AGGREGATION_WORKERS = 1
 
 # Distributed locks (atomic cache add of ``lock:<lock_name>``); a task that cannot
 # get its lock returns a "skipped" result.

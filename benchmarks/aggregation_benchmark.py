@@ -1,0 +1,286 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""Aggregations on a generated instance: catch-up per series, hourly runs, and a floor.
+
+Self-contained: every index lives under its own prefix (``bench-<hex>-``,
+deleted at the end) on the local OpenSearch; no instance's indices are read
+or written, and the database is not touched (the communities are ids in the
+membership log and the records index only).
+
+    .venv/bin/python benchmarks/aggregation_benchmark.py                 # 200,000 events
+    .venv/bin/python benchmarks/aggregation_benchmark.py --events 1000000
+
+The generated instance: ``--years`` of history (default 1) ending today,
+``--communities`` (50), ``--records`` (5,000 per year; a tenth of them new
+versions of earlier ones) with files, owners and rich metadata in a records
+index with InvenioRDM's own (strict) mapping, their membership log (every
+record in ``global`` and one to three communities; one in twenty removed
+later), and ``--events`` stock-shaped views and downloads per year, enriched
+by the real migration.
+
+Printed: per series of the catch-up (``--until-caught-up``, one series at a
+time, in the scheduled order) wall time, documents written and the peak RSS
+of the process; the cost of one hourly run after the catch-up (median of
+three) at each history length of ``--hourly-years`` (default 1 and 2: a
+second instance is generated for the longer one, at the same density per
+year), to show it stays flat; and, measured in the same run, a **floor**:
+one composite aggregation over every usage event grouped by (community,
+day) with a visitor cardinality — roughly the least any usage aggregation
+must ask of OpenSearch.
+"""
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from migration_memory_benchmark import PeakRSS  # noqa: E402
+
+EXTS = ["pdf", "csv", "txt", "zip", "png"]
+LANGS = ["eng", "fra", "deu", "spa", "ita", "nld", "por", "pol"]
+RESOURCE_TYPES = ["publication-article", "dataset", "software", "image-photo",
+                  "publication-book"]
+ACCESS = ["open", "restricted", "metadata-only", "embargoed"]
+
+
+def record_doc(n, rng, created, parent, owner, communities):
+    """A published version's indexed document (InvenioRDM's strict mapping)."""
+    recid = f"b{n:07d}"
+    files = [{"key": f"file{k}.{rng.choice(EXTS)}", "size": rng.randint(1_000, 5_000_000)}
+             for k in range(rng.choice([0, 0, 1, 1, 2, 3]))]
+    affiliations = [{"id": f"0aff{rng.randrange(400):04d}", "name": "An institute"}
+                    for _ in range(rng.randint(0, 2))]
+    return {
+        "id": recid, "uuid": str(uuid.uuid4()), "created": created, "updated": created,
+        "is_published": True, "is_deleted": False, "has_draft": False,
+        "access": {"record": "public", "files": "public", "status": rng.choice(ACCESS)},
+        "parent": {"id": parent, "access": {"owned_by": {"user": str(owner)}},
+                   "communities": {"ids": communities}},
+        "files": {"enabled": bool(files), "count": len(files),
+                  "totalbytes": sum(f["size"] for f in files),
+                  "types": sorted({f["key"].rsplit(".", 1)[1] for f in files}),
+                  "entries": [{**f, "ext": f["key"].rsplit(".", 1)[1]} for f in files]},
+        "metadata": {
+            "title": f"Benchmark record {n}",
+            "publication_date": created[:10],
+            "resource_type": {"id": rng.choice(RESOURCE_TYPES),
+                              "title": {"en": "A resource type"}},
+            "languages": [{"id": lang, "title": {"en": lang}}
+                          for lang in rng.sample(LANGS, rng.randint(0, 2))],
+            "rights": [{"id": rng.choice(["cc-by-4.0", "cc0-1.0"]),
+                        "title": {"en": "A licence"}}],
+            "publisher": f"Press {rng.randrange(30)}",
+            "creators": [{"person_or_org": {"name": f"Author {n}", "type": "personal"},
+                          "affiliations": affiliations}],
+            "contributors": [{"person_or_org": {"name": f"Editor {n}", "type": "personal"},
+                              "affiliations": affiliations[:1], "role": {"id": "editor"}}],
+            "funding": [{"funder": {"id": f"0fund{rng.randrange(60):03d}",
+                                    "name": "A funder"}}] if rng.random() < 0.4 else [],
+            "subjects": [{"id": f"subj{rng.randrange(200)}", "subject": "A subject"}],
+        },
+    }
+
+
+def generate(client, args, years, rng):
+    """Records, membership log, migrated usage events; returns the community ids."""
+    from invenio_search.engine import search
+    from invenio_search.proxies import current_search
+    from invenio_search.utils import prefix_index
+
+    from invenio_stats_dashboard.proxies import current_event_reindexing_service as svc
+    from invenio_stats_dashboard.search_indices.names import records_index
+    from invenio_stats_dashboard.search_indices.stock import create_stock_month
+    from invenio_stats_dashboard.services import events_log as log
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    start = now - timedelta(days=365 * years)
+    name = next(n for n in current_search.mappings if n.startswith("rdmrecords-records-record"))
+    with open(current_search.mappings[name]) as fh:
+        body = json.load(fh)
+    body.setdefault("settings", {})["index"] = {"number_of_replicas": 0}
+    client.indices.create(index=prefix_index(f"{name}-bench"),
+                          body={**body, "aliases": {records_index(): {}}})
+    communities = [str(uuid.uuid4()) for _ in range(args.communities)]
+    records, docs, changes, span = [], [], [], (now - start).total_seconds()
+    for n in range(args.records * years):
+        when = start + timedelta(seconds=span * n / (args.records * years))
+        created = when.isoformat()
+        if records and rng.random() < 0.1:  # a new version of an earlier record
+            _, parent, owner, members, _ = rng.choice(records)
+        else:
+            parent, owner = f"p{n:07d}", rng.randrange(500)
+            members = rng.sample(communities, rng.randint(1, 3))
+        doc = record_doc(n, rng, created, parent, owner, members)
+        records.append((doc["id"], parent, owner, members, doc["files"]["entries"]))
+        docs.append({"_index": records_index(), "_id": doc["uuid"], "_source": doc})
+        for community in ["global", *members]:
+            changes.append(log.make_event(doc["id"], community, "added", created, created,
+                                          created[:10]))
+        if rng.random() < 0.05:  # removed from one community later
+            gone = when + timedelta(days=rng.randint(1, 200))
+            if gone < now:
+                changes.append(log.make_event(doc["id"], members[0], "removed",
+                                              gone.isoformat(), created, created[:10]))
+    search.helpers.bulk(client, docs, chunk_size=2000, request_timeout=300)
+    log.write(changes, client)
+    client.indices.refresh(index=records_index())
+    log.refresh(client)
+
+    months, total = [], args.events * years
+    month = start.replace(day=1)
+    while month <= now:
+        months.append(month.strftime("%Y-%m"))
+        month = (month + timedelta(days=32)).replace(day=1)
+    for stem in ("record-view", "file-download"):
+        for m in months:
+            create_stock_month(stem, m, client)
+
+    def events():
+        for n in range(total):
+            when = start + timedelta(seconds=rng.uniform(0, span))
+            recid, parent, _, _, entries = rng.choice(records)
+            stem = "file-download" if entries and rng.random() < 0.4 else "record-view"
+            source = {"timestamp": when.strftime("%Y-%m-%dT%H:%M:%S"), "recid": recid,
+                      "parent_recid": parent, "unique_id": f"ui_{recid}",
+                      "visitor_id": f"v{rng.randrange(20_000)}",
+                      "unique_session_id": f"s{n}", "country": rng.choice(["GB", "FR", "US"]),
+                      "referrer": None, "is_robot": rng.random() < 0.03,
+                      "is_machine": False, "via_api": False}
+            if stem == "file-download":
+                entry = rng.choice(entries)
+                source.update(bucket_id="b" + parent, file_id=f"f{recid}{entry['key']}",
+                              file_key=entry["key"], size=entry["size"])
+            yield {"_index": prefix_index(f"events-stats-{stem}-{when:%Y-%m}"),
+                   "_id": f"bench-{n}", "_source": source}
+
+    search.helpers.bulk(client, events(), chunk_size=5000, request_timeout=300)
+    client.indices.refresh(index=prefix_index("events-stats-*"))
+    report = svc.reindex_events(fresh_start=True)
+    if not report["completed"]:
+        raise SystemExit(f"the migration did not complete: {report.get('error')}")
+    return communities + ["global"]
+
+
+def timed_run(communities, names, **kwargs):
+    """One aggregation run (no community resolution: the ids are the log's)."""
+    from invenio_stats_dashboard.aggregations.runner import run
+
+    started = time.monotonic()
+    result = run(names, communities, **kwargs)
+    return time.monotonic() - started, result
+
+
+def catch_up(communities, rss):
+    """Per series: seconds, documents, peak RSS, status."""
+    from invenio_stats_dashboard.aggregations.series import in_order
+
+    rows = []
+    for series in in_order():
+        rss.reset()
+        seconds, result = timed_run(communities, [series.name], until_caught_up=True)
+        r = result["results"][0]
+        rows.append((series.name, seconds, r["docs_indexed"], rss.peak, r["status"],
+                     (r["error_details"] or [""])[0][:80]))
+    return rows
+
+
+def hourly(communities, repeat=3):
+    """Median seconds of a plain run of every series after the catch-up."""
+    times = [timed_run(communities, None)[0] for _ in range(repeat)]
+    return statistics.median(times)
+
+
+def floor(client):
+    """One composite aggregation over every usage event: (community, day) + visitors."""
+    from invenio_search.utils import prefix_index
+
+    index = prefix_index("events-stats-*-v2.0.0")
+    started, after, buckets = time.monotonic(), None, 0
+    while True:
+        composite = {"size": 1000, "sources": [
+            {"c": {"terms": {"field": "community_ids"}}},
+            {"d": {"date_histogram": {"field": "timestamp", "calendar_interval": "day"}}}]}
+        if after:
+            composite["after"] = after
+        res = client.search(index=index, body={
+            "size": 0, "query": {"bool": {"must_not": [{"term": {"is_robot": True}}]}},
+            "aggs": {"g": {"composite": composite, "aggs": {"v": {"cardinality": {
+                "field": "visitor_id", "precision_threshold": 40000}}}}}},
+            request_timeout=600)["aggregations"]["g"]
+        buckets += len(res["buckets"])
+        after = res.get("after_key")
+        if not res["buckets"] or not after:
+            return time.monotonic() - started, buckets
+
+
+def instance(args, years, rss, main):
+    """Generate an instance of ``years``, catch up, time hourly runs; clean up."""
+    from invenio_app.factory import create_api
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+    app = create_api(SEARCH_INDEX_PREFIX=prefix, COMMUNITY_STATS_CATCHUP_INTERVAL=366,
+                     STATS_DASHBOARD_LOCK_LEASE=60)
+    with app.app_context():
+        from invenio_search.proxies import current_search_client as client
+
+        try:
+            started = time.monotonic()
+            communities = generate(client, args, years, random.Random(years))
+            print(f"[{years} year(s)] generated {args.records * years} records, "
+                  f"{args.events * years} events, {len(communities) - 1} communities in "
+                  f"{time.monotonic() - started:.0f} s (prefix {prefix})", flush=True)
+            rows = catch_up(communities, rss)
+            if main:
+                print(f"\nCatch-up, {years} year(s):")
+                print(f"{'series':<42}{'wall s':>9}{'documents':>11}{'peak RSS MB':>13}  status")
+                for name, seconds, written, peak, status, why in rows:
+                    print(f"{name:<42}{seconds:>9.1f}{written:>11}{peak:>13.0f}  {status} {why}")
+                total = sum(r[1] for r in rows)
+                print(f"{'total':<42}{total:>9.1f}{sum(r[2] for r in rows):>11}"
+                      f"{max(r[3] for r in rows):>13.0f}")
+                seconds, buckets = floor(client)
+                print(f"floor: one composite aggregation over all usage events by "
+                      f"(community, day) with visitor cardinality: {seconds:.1f} s "
+                      f"({buckets} buckets)")
+            else:
+                print(f"[{years} year(s)] catch-up {sum(r[1] for r in rows):.1f} s, "
+                      f"statuses {sorted({r[4] for r in rows})}", flush=True)
+            return hourly(communities)
+        finally:
+            client.indices.delete(index=f"{prefix}*", ignore=[404], expand_wildcards="all")
+            for t in client.indices.get_index_template(name=f"{prefix}*", ignore=[404]).get(
+                    "index_templates", []):
+                client.indices.delete_index_template(name=t["name"], ignore=[404])
+            client.indices.delete_template(name=f"{prefix}*", ignore=[404])
+
+
+def main():
+    """Generate, aggregate, report, clean up."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000, help="usage events per year")
+    parser.add_argument("--records", type=int, default=5_000, help="records per year")
+    parser.add_argument("--communities", type=int, default=50)
+    parser.add_argument("--years", type=int, default=1, help="history of the main figures")
+    parser.add_argument("--hourly-years", type=int, nargs="*", default=[1, 2],
+                        help="history lengths of the hourly comparison")
+    args = parser.parse_args()
+    rss = PeakRSS()
+    try:
+        hourly_cost = {args.years: instance(args, args.years, rss, main=True)}
+        for years in args.hourly_years:
+            if years not in hourly_cost:
+                hourly_cost[years] = instance(args, years, rss, main=False)
+    finally:
+        rss.stop()
+    print("\nHourly run after catch-up (all series, median of 3):")
+    for years, seconds in sorted(hourly_cost.items()):
+        print(f"  {years} year(s) of history: {seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

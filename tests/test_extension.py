@@ -129,6 +129,22 @@ def test_beat_entries_follow_their_flags():
     assert entry["task"] == "invenio_stats_dashboard.tasks.cache_tasks.generate_cached_responses_task"
 
 
+def test_aggregation_beat_entry_at_minute_40_with_all_eight_series():
+    """Off by default (upstream); when on: hourly at :40, upstream's four series first,
+    then the created and published bases (R5), each snapshot after its delta."""
+    app = _bare_app(COMMUNITY_STATS_SCHEDULED_AGG_TASKS_ENABLED=True)
+    InvenioStatsDashboard(app)
+    entry = app.config["CELERY_BEAT_SCHEDULE"]["stats-aggregate-community-record-stats"]
+    assert entry["task"] == ("invenio_stats_dashboard.tasks.aggregation_tasks."
+                             "aggregate_community_record_stats")
+    assert entry["schedule"].minute == {40} and len(entry["schedule"].hour) == 24
+    assert entry["args"] == ((
+        "community-usage-delta-agg", "community-records-delta-added-agg",
+        "community-records-snapshot-added-agg", "community-usage-snapshot-agg",
+        "community-records-delta-created-agg", "community-records-snapshot-created-agg",
+        "community-records-delta-published-agg", "community-records-snapshot-published-agg"),)
+
+
 def test_registries_merge_instance_overrides():
     app = _bare_app(
         STATS_AGGREGATIONS={"stock-agg": {"templates": "a"}},

@@ -20,7 +20,9 @@ its cost after the catch-up.
 """
 
 import argparse
+import cProfile
 import os
+import pstats
 import random
 import threading
 import time
@@ -151,6 +153,9 @@ def main():
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--communities", type=int, default=50)
     parser.add_argument("--prefix", default=f"bench-{uuid.uuid4().hex[:8]}-")
+    parser.add_argument("--series", nargs="*", default=SERIES, help="registration keys to run")
+    parser.add_argument("--profile", action="store_true",
+                        help="print where the catch-up's time goes (cProfile, top 25)")
     args = parser.parse_args()
     redis = os.environ.get("ISD_REDIS_URL", "redis://127.0.0.1:6379")
 
@@ -186,11 +191,17 @@ def main():
             ids = communities + ["global"]
             for label in ("catch-up (one year)", "hourly run after it"):
                 print(f"-- {label}")
-                for name in SERIES:
+                for name in args.series:
                     sampler.reset()
                     t0 = time.monotonic()
+                    profiler = cProfile.Profile() if args.profile and "catch" in label else None
+                    if profiler:
+                        profiler.enable()
                     result = aggregate([name], community_ids=ids,
                                        start_date=start.date().isoformat())["results"][0]
+                    if profiler:
+                        profiler.disable()
+                        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
                     assert result["status"] == "success", result
                     units = [(info.get("seconds", 0), c) for c, info in
                              result["communities"].items() if info.get("days")]

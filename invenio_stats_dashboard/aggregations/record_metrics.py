@@ -28,7 +28,6 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from invenio_search.engine import search
 
 from ..search_indices.names import records_index
 from ..services.events_log import parse_publication_date

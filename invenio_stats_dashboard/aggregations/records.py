@@ -19,7 +19,8 @@ is the same computation over the versions carrying the value (S2–S5).
 counts and a delta cannot: distinct parents per files class (and per item)
 and distinct uploaders of the members, at the day's end minus at its start.
 It is computed from the touched entities only: every version of a touched
-parent and, for a touched owner, a witness among their other records.
+parent and, for a touched owner, a witness among their other records
+(``owners.py``).
 
 Work goes by batches of days (never splitting a day) of at most ``BATCH``
 touched records, so memory is bounded by one batch and the number of
@@ -39,9 +40,9 @@ from .record_metrics import (
     fetch,
     fetch_versions,
     key_readers,
-    search_all,
     zero_delta,
 )
+from .owners import Witnesses
 from .subcounts import blocks
 
 BATCH = 2000  # touched records per batch of days (a day is never split)
@@ -85,10 +86,12 @@ def compute(ctx, series, community_id, days):
 
 
 def _computed(ctx, community_id, readers, first, last):
+    witnesses = Witnesses(ctx, community_id, lambda ids: _history(ctx, ids, community_id))
     for batch in _batches(_touched(ctx, community_id, first, last)):
-        sweep = Sweep(ctx, community_id, readers, batch)
+        sweep = Sweep(ctx, community_id, readers, batch, witnesses)
         for day, record_ids in batch:
             yield day, sweep.body(day, record_ids)
+        sweep.carry()
 
 
 def _touched(ctx, community_id, first, last):
@@ -154,9 +157,10 @@ def _state(history, instant):
 class Sweep:
     """Everything one batch of days needs, read once."""
 
-    def __init__(self, ctx, community_id, readers, batch):
+    def __init__(self, ctx, community_id, readers, batch, witnesses):
         """Read metadata, versions of the touched parents and their transitions."""
         self.ctx, self.community_id, self.readers = ctx, community_id, readers
+        self.witnesses = witnesses
         touched = set().union(*(ids for _day, ids in batch))
         infos = fetch(ctx, touched, readers)
         infos.update(fetch_versions(ctx, {i.parent for i in infos.values()}, readers))
@@ -169,8 +173,8 @@ class Sweep:
             self.versions[info.parent].append(info)
             if info.owner is not None:
                 self.owned[info.owner].append(info.id)
-        self.start = _ms(batch[0][0])
-        self._outside = {}
+        self.start, self.end = _ms(batch[0][0]), _ms(batch[-1][0] + docs.DAY)
+        self._outside = None
 
     def _flags(self, record_id, d0, d1):
         """``(in at start, in at end, changed within)`` of one version on the day."""
@@ -251,39 +255,15 @@ class Sweep:
         return int(ends) - int(starts)
 
     def _outside_member(self, owner):
-        """Whether a record of ``owner`` untouched in this batch is in the community.
+        """Whether a record of ``owner`` untouched in this batch is in the community."""
+        if self._outside is None:  # settled in bulk for every owner the batch knows
+            self._outside = self.witnesses.outside(set(self.owned), self.known, self.start,
+                                                   _state)
+        return self._outside.get(owner, False)
 
-        Such a record has no transition during the batch, so its state at the
-        batch's start holds all batch long. Likely members first (current
-        members per the records index), stop at the first one found.
-        """
-        if owner in self._outside:
-            return self._outside[owner]
-        found = False
-        likely = ({"term": {"is_deleted": False}} if self.community_id == log.GLOBAL
-                  else {"term": {"parent.communities.ids": self.community_id}})
-        owned = {"term": {"parent.access.owned_by.user": owner}}
-        for query in ({"bool": {"filter": [owned, likely]}},
-                      {"bool": {"filter": [owned], "must_not": [likely]}}):
-            page = []
-            for hit in search_all(self.ctx, query, ["id"], sort=("created", "id")):
-                if hit["_source"]["id"] not in self.known:
-                    page.append(hit["_source"]["id"])
-                if len(page) >= 1000:
-                    found = self._any_member(page)
-                    page = []
-                    if found:
-                        break
-            if not found and page:
-                found = self._any_member(page)
-            if found:
-                break
-        self._outside[owner] = found
-        return found
-
-    def _any_member(self, record_ids):
-        history = _history(self.ctx, record_ids, self.community_id)
-        return any(_state(h, self.start) for h in history.values())
+    def carry(self):
+        """Hand this batch's members over as witnesses for the next batches."""
+        self.witnesses.carry(self.owned, self.known, self.end, _state, self.history)
 
 
 def _with_snapshot(body, parents, uploaders, items):

@@ -50,8 +50,14 @@ class AggregationState:
         """Forget states (all, or of one series and/or community)."""
         if not self.client.indices.exists(index=self.index):
             return 0
+        if series and community_id:  # by id: no search, no version conflict with a put
+            res = self.client.delete(index=self.index, id=self._id(series, community_id),
+                                     refresh=True, ignore=[404])
+            return int(res.get("result") == "deleted")
         filters = [{"term": {k: v}} for k, v in (("series", series),
                                                   ("community_id", community_id)) if v]
-        res = self.client.delete_by_query(index=self.index, refresh=True, body={
-            "query": {"bool": {"filter": filters}} if filters else {"match_all": {}}})
+        self.client.indices.refresh(index=self.index)  # states put since the last refresh
+        res = self.client.delete_by_query(
+            index=self.index, refresh=True, conflicts="proceed", body={
+                "query": {"bool": {"filter": filters}} if filters else {"match_all": {}}})
         return res.get("deleted", 0)

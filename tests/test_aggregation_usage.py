@@ -276,6 +276,16 @@ def test_the_hand_computed_figures(history):
     assert stored(history["alpha"], D[3])["totals"]["view"]["total_events"] == 1
 
 
+def test_a_value_reached_through_two_source_fields_counts_once(history):
+    """S2 for a subcount configured over several event fields: their union per event."""
+    configs = {"both": {"usage_events": {"snapshot_type": "all", "source_fields": [
+        {"field": "file_types"}, {"field": "file_types"}]}}}
+    ctx = Context(config={"COMMUNITY_STATS_SUBCOUNTS": configs})
+    ((day, body),) = usage.compute(ctx, get_series(SERIES), history["alpha"], [D[2]])
+    items = {i["id"]: i for i in body["subcounts"]["both"]}
+    assert items == expected(history, history["alpha"], 2)["subcounts"]["file_types"]
+
+
 def test_first_day_is_per_community_and_counts_downloads(history):
     """G14: beta's first counted event is a download; robots do not start a series."""
     ctx, series = Context(), get_series(SERIES)

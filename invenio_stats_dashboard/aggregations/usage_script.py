@@ -83,17 +83,18 @@ Object[] t = state.t.get('');
 return ['t': t == null ? null : out(t), 'k': k];
 """
 
+#: An entry found in one shard's state keeps its lists (distinct already);
+#: only entries found in several are merged into sets.
 REDUCE = """
 void merge(Map into, def key, List e) {
   List a = into.get(key);
-  if (a == null) {
-    a = new ArrayList(); a.add(e.get(0)); a.add(e.get(1));
-    for (int j = 2; j < e.size(); ++j) { a.add(new HashSet(e.get(j))); }
-    into.put(key, a);
-    return;
-  }
+  if (a == null) { into.put(key, new ArrayList(e)); return; }
   a.set(0, a.get(0) + e.get(0)); a.set(1, a.get(1) + e.get(1));
-  for (int j = 2; j < e.size(); ++j) { a.get(j).addAll(e.get(j)); }
+  for (int j = 2; j < e.size(); ++j) {
+    def v = a.get(j);
+    if (!(v instanceof Set)) { v = new HashSet(v); a.set(j, v); }
+    v.addAll(e.get(j));
+  }
 }
 List sizes(List a) {
   List o = new ArrayList(); o.add(a.get(0)); o.add(a.get(1));

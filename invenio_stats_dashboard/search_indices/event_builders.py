@@ -26,9 +26,7 @@ says, batch by batch:
   preprocessors are not applied twice.
 """
 
-import json
 import time
-from importlib.resources import files
 
 from flask import current_app
 from invenio_rdm_records.resources.stats import event_builders as stock
@@ -40,10 +38,12 @@ from ..services import events_log as log
 from ..services.enrichment import (
     MembershipIntervals,
     MetadataExtractor,
+    file_fields,
     prune,
     subcount_digest,
 )
 from .names import ENRICHED_SUFFIX, META_KEY
+from .templates import add_missing_event_fields, event_template_properties
 
 MAPPING_TTL = 60  # seconds a concrete index's mapping is cached
 REQUEUED = "_isd_requeued"  # marks a message whose preprocessing is done
@@ -78,12 +78,6 @@ def file_download_event_builder(event, sender_app, **kwargs):
     key = event.get("file_key") or ""
     event["file_types"] = [key.rsplit(".", 1)[-1].lower()] if "." in key else None
     return event
-
-
-def _template_properties(stem):
-    package = f"invenio_stats_dashboard.search_indices.search_templates.{stem.replace('-', '_')}"
-    body = json.loads((files(package) / "os-v2" / f"{stem}-v2.0.0.json").read_text())
-    return body["template"]["mappings"]["properties"]
 
 
 def _skip_requeued(preprocessor):
@@ -144,11 +138,11 @@ class EnrichedEventsIndexer(EventsIndexer):
             return cached[1]
         client = current_search_client
         if client.indices.exists(index=index):
-            mapping = client.indices.get_mapping(index=index)
-            props = next(iter(mapping.values()))["mappings"].get("properties", {})
+            # an enriched month made by an earlier version gets the fields added since
+            props = add_missing_event_fields(client, index)
         else:  # will be created from our v2 template
             stem = "file-download" if "file-download" in index else "record-view"
-            props = _template_properties(stem)
+            props = event_template_properties(stem)
         self._mappings[index] = (time.monotonic() + MAPPING_TTL, props)
         return props
 
@@ -169,6 +163,8 @@ class EnrichedEventsIndexer(EventsIndexer):
             stamped = message
             if members is not None and recid in members.known and "community_ids" in props:
                 stamped = {**message, "community_ids": members.at(recid, message["timestamp"])}
+            if message.get("file_key"):  # as the migration's script derives them (U5)
+                stamped = {**stamped, **file_fields(recid, message["file_key"])}
             source = {}
             for key, value in stamped.items():
                 if key in props:

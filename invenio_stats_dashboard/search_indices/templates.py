@@ -12,6 +12,7 @@ when the flag is off, so nothing is put through the wrong API.
 
 import json
 import logging
+from importlib.resources import files
 
 from flask import current_app
 from invenio_search.proxies import current_search
@@ -76,3 +77,33 @@ def put_index_templates(packages=None, strict=False):
         if strict:
             raise
         logger.exception("Could not put invenio-stats-dashboard index templates")
+
+
+def event_template_properties(stem):
+    """Mapped properties of our enriched ``record-view`` / ``file-download`` template."""
+    package = f"invenio_stats_dashboard.search_indices.search_templates.{stem.replace('-', '_')}"
+    body = json.loads((files(package) / "os-v2" / f"{stem}-v2.0.0.json").read_text())
+    return body["template"]["mappings"]["properties"]
+
+
+def add_missing_event_fields(client, index, properties=None):
+    """Give an enriched event index the fields our template gained since its creation.
+
+    Mappings are strict, so a field that a newer version derives (``file_ref``,
+    U5) must be mapped before the live indexer, the migration or
+    ``re-enrich`` can write it; only missing fields are added. A stock
+    (legacy) index — no ``community_ids`` — is left as it is. Returns the
+    index's properties afterwards.
+    """
+    if properties is None:
+        mapping = client.indices.get_mapping(index=index)
+        properties = next(iter(mapping.values()))["mappings"].get("properties", {})
+    if "community_ids" not in properties:
+        return properties
+    stem = "file-download" if "-file-download-" in index else "record-view"
+    missing = {k: v for k, v in event_template_properties(stem).items()
+               if k not in properties}
+    if missing:
+        client.indices.put_mapping(index=index, body={"properties": missing})
+        logger.info("added %s to the mapping of %s", ", ".join(sorted(missing)), index)
+    return {**properties, **missing}

@@ -211,17 +211,43 @@ def epoch_ms(value):
     return int(when.timestamp()) * 1000 + when.microsecond // 1000
 
 
-def subcount_digest(subcount_configs):
-    """Fingerprint of the event fields ``COMMUNITY_STATS_SUBCOUNTS`` derives.
+#: Version of what the enrichment writes besides the configured subcount
+#: fields. Part of the fingerprint: raising it makes ``re-enrich`` revisit
+#: every month once. 1 (no marker in the fingerprint): the first release;
+#: 2: ``file_ref`` on downloads (U5).
+ENRICHMENT_VERSION = 2
 
-    Stored with every enrichment (bookmarks, and the ``_meta`` of indices made
-    from our templates), so a configuration change shows which months are out
-    of date.
+
+def subcount_digest(subcount_configs):
+    """Fingerprint of the event fields the enrichment derives.
+
+    The fields ``COMMUNITY_STATS_SUBCOUNTS`` configures and
+    ``ENRICHMENT_VERSION``. Stored with every enrichment (bookmarks, and the
+    ``_meta`` of indices made from our templates), so a configuration change
+    or a new derived field shows which months are out of date.
     """
     parts = sorted([field, path if isinstance(path, str)
                     else f"{path.__module__}.{path.__qualname__}"]
                    for field, path in MetadataExtractor(subcount_configs).fields)
+    parts.append(["enrichment_version", ENRICHMENT_VERSION])
     return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def file_fields(recid, file_key):
+    """Fields a download derives from its file: ``file_types`` and ``file_ref`` (U5).
+
+    ``file_ref`` = ``<recid>:<file key>``: a distinct file is a (record, key)
+    pair, so two records with a file of the same key are two files. The
+    painless twin is in ``usage_reindexing.server_side``.
+    """
+    if not isinstance(file_key, str) or not file_key:
+        return {}
+    dot = file_key.rfind(".")
+    out = {"file_types": [file_key[dot + 1:].lower()] if 0 <= dot < len(file_key) - 1
+           else None}
+    if recid:
+        out["file_ref"] = f"{recid}:{file_key}"
+    return out
 
 
 #: A log document written this long after its ``event_date`` is *retroactive*

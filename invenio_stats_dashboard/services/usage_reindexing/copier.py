@@ -13,6 +13,7 @@ from flask import current_app
 from invenio_search.proxies import current_search_client
 from opensearchpy.exceptions import TransportError
 
+from ...search_indices.templates import add_missing_event_fields
 from . import server_side
 
 
@@ -29,8 +30,8 @@ class GroupCopier:
         self.extractor, self.result, self.settings = extractor, result, settings
         self.stop = stop or (lambda: None)
         self.app = current_app._get_current_object()
-        mapping = service.client.indices.get_mapping(index=target)[target]["mappings"]
-        self.mapping = mapping.get("properties", {})
+        # a target made by an earlier version gets the fields added since (file_ref)
+        self.mapping = add_missing_event_fields(service.client, target)
 
     def copy(self, query, recids):
         """Copy now (safe in a worker thread).

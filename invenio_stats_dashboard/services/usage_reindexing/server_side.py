@@ -33,7 +33,8 @@ STOCK_FIELDS = frozenset((
 MIGRATED_FIELD = "migrated"
 
 #: Mirrors ``enrichment`` for one event: subcount fields from the record,
-#: ``file_types`` from the file key, ``community_ids`` from the membership
+#: ``file_types`` and ``file_ref`` (U5, ``enrichment.file_fields``) from the
+#: file key, ``community_ids`` from the membership
 #: intervals at the event's instant — the last millisecond of its stored
 #: second (T3, like ``enrichment.event_instant_ms``) — then pruning to the
 #: mapping. ``params.mark`` flags a migration copy (``MIGRATED_FIELD``).
@@ -48,6 +49,9 @@ if (params.file_types && s.file_key instanceof String && s.file_key != '') {
   String k = s.file_key; int i = k.lastIndexOf('.');
   if (i >= 0 && i < k.length() - 1) { s.file_types = [k.substring(i + 1).toLowerCase()]; }
   else { s.remove('file_types'); }
+}
+if (params.file_ref && r != null && s.file_key instanceof String && s.file_key != '') {
+  s.file_ref = r + ':' + s.file_key;
 }
 List ids = new ArrayList();
 if (r != null && params.members.containsKey(r)) {
@@ -86,6 +90,7 @@ def group_params(recids, extractor, mapping, mark=False):
             "unknown": sorted(set(recids) - members.known) if recids else [],
             "drop": sorted(set(mapping) - STOCK_FIELDS),
             "file_types": "file_types" in mapping,
+            "file_ref": "file_ref" in mapping,
             "mark": bool(mark and MIGRATED_FIELD in mapping),
             "allowed": dict.fromkeys(sorted(set(mapping) | {"community_ids"}), True)}
 

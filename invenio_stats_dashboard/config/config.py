@@ -298,10 +298,27 @@ COMMUNITY_STATS_FILTER_AGGREGATION_SIZE = 10000  # upstream name; unused: the fi
 
 # --- 12. Registries merged into invenio-stats ---
 
-# Merged into STATS_AGGREGATIONS; their index templates are registered and put
-# by the extension (search_indices/templates.py). The four statistics
-# aggregators arrive with the aggregations work.
+# Merged into STATS_AGGREGATIONS under upstream's keys (all eight series: the
+# created and published bases too, which upstream leaves unregistered). Their
+# index templates are built from COMMUNITY_STATS_SUBCOUNTS and put by the
+# extension (aggregations/mappings.py), hence the empty template package.
+_AGG_CLASSES = {
+    "community-records-delta-added-agg": "CommunityRecordsDeltaAddedAggregator",
+    "community-records-delta-created-agg": "CommunityRecordsDeltaCreatedAggregator",
+    "community-records-delta-published-agg": "CommunityRecordsDeltaPublishedAggregator",
+    "community-records-snapshot-added-agg": "CommunityRecordsSnapshotAddedAggregator",
+    "community-records-snapshot-created-agg": "CommunityRecordsSnapshotCreatedAggregator",
+    "community-records-snapshot-published-agg": "CommunityRecordsSnapshotPublishedAggregator",
+    "community-usage-delta-agg": "CommunityUsageDeltaAggregator",
+    "community-usage-snapshot-agg": "CommunityUsageSnapshotAggregator",
+}
 COMMUNITY_STATS_AGGREGATIONS = {
+    **{name: {
+        "templates": "invenio_stats_dashboard.search_indices.search_templates."
+                     "registered_by_extension",
+        "cls": f"invenio_stats_dashboard.aggregations.aggregators:{cls}",
+        "params": {},
+    } for name, cls in _AGG_CLASSES.items()},
     "community-events-agg": {
         "templates": (
             "invenio_stats_dashboard.search_indices.search_templates."

@@ -60,8 +60,13 @@ def put_index_templates(packages=None, strict=False):
     ``strict`` raises on failure (before writes that need them); otherwise
     failures are logged, so a cluster that is down never stops the app.
     """
-    packages = template_packages(current_app.config) if packages is None else packages
+    everything = packages is None
+    packages = template_packages(current_app.config) if everything else packages
     try:
+        if everything:  # the series' templates are built from the subcount config
+            from ..aggregations.mappings import put_templates
+
+            put_templates(current_search.client)
         for name, path in register_index_templates(packages).items():
             with open(path, encoding="utf-8") as fh:
                 body = fh.read().replace("__SEARCH_INDEX_PREFIX__", prefix_index(""))

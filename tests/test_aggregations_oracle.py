@@ -20,13 +20,9 @@ from invenio_search.engine import search
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
 
-from invenio_stats_dashboard.proxies import (
-    current_community_stats_service,
-    current_event_reindexing_service,
-)
+from invenio_stats_dashboard.proxies import current_event_reindexing_service
 from invenio_stats_dashboard.search_indices.event_builders import EnrichedEventsIndexer
 from invenio_stats_dashboard.services import events_log
-from invenio_stats_dashboard.services.service import CommunityStatsService
 
 from agg_history import (
     LAST_DAY,
@@ -40,13 +36,13 @@ from agg_history import (
     raw_events,
 )
 from agg_oracle import GLOBAL, SERIES, Oracle, days
+from agg_run import aggregate as run_aggregation
+from agg_run import engine, read_all, report
 from legacy_indices import index_legacy
 
 TOP_LIMIT = 2  # small, so that top lists are cut and ties decided (S6)
 FIRST, LAST = day(0), day(LAST_DAY)
 USAGE = ["community-usage-delta-agg", "community-usage-snapshot-agg"]
-engine = pytest.mark.skipif(not hasattr(CommunityStatsService, "aggregate_stats"),
-                            reason="the aggregation engine has not landed yet")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +72,7 @@ def world(services, identities, communities):
 # --- the inputs themselves --------------------------------------------------------
 
 def history_lines(world, only=None):
-    """Pairs whose driven membership (M1–M5 over the actions) differs from the log's transitions."""
+    """Pairs whose driven membership (M1–M5) differs from the log's transitions."""
     oracle = world["oracle"]
     expected = {(r, c): [(w, s) for w, _, s in tl]
                 for c, recs in oracle.timelines.items() for r, tl in recs.items()}
@@ -152,30 +148,7 @@ def stamps(robots):
 # --- the aggregation --------------------------------------------------------------
 
 def aggregate(types=None, start=FIRST, end=LAST, ignore_bookmark=False):
-    return current_community_stats_service.aggregate_stats(
-        community_ids=None, aggregation_types=types, start_date=str(start),
-        end_date=str(end), eager=True, update_bookmark=True,
-        ignore_bookmark=ignore_bookmark, verbose=False)
-
-
-def read_all(series_names=SERIES):
-    """``{series: {(community, day): document}}`` of every document of the aliases."""
-    out = {}
-    for series in series_names:
-        alias = prefix_index(SERIES[series][0])
-        current_search_client.indices.refresh(index=alias, ignore_unavailable=True)
-        docs = {}
-        if current_search_client.indices.exists(index=alias):
-            for h in search.helpers.scan(current_search_client, index=alias,
-                                         query={"query": {"match_all": {}}}):
-                s = h["_source"]
-                when = s.get("period_start") or s.get("snapshot_date")
-                key = (s["community_id"], arrow.get(when).date())
-                assert key not in docs, f"two documents for {series} {key}"
-                assert h["_id"] == f"{key[0]}-{key[1]}", h["_id"]
-                docs[key] = s
-        out[series] = docs
-    return out
+    return run_aggregation(start, end, types, ignore_bookmark)
 
 
 def mismatches(world, found, series_names=SERIES):
@@ -200,11 +173,6 @@ def mismatches(world, found, series_names=SERIES):
                 lines.append(f"{series} {names[community]} {d} {path}: "
                              f"expected {exp!r}, found {fnd!r}")
     return lines
-
-
-def report(lines, limit=80):
-    return "\n".join(lines[:limit] + ([f"... {len(lines) - limit} more"]
-                                      if len(lines) > limit else []))
 
 
 @pytest.fixture(scope="module")

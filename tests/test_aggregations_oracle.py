@@ -151,6 +151,16 @@ def aggregate(types=None, start=FIRST, end=LAST, ignore_bookmark=False):
     return run_aggregation(start, end, types, ignore_bookmark)
 
 
+def required_from(oracle, series, community):
+    """First day a document is required: the community's first membership change (records
+    series, all bases) or first counted event (usage). The rules fix what a document says,
+    not from which day documents exist: a created/published series may start with days
+    before the community's history (back-dated dates), and does not have to."""
+    if SERIES[series][2] is None:
+        return oracle.first_day(series, community)
+    return oracle.first_day("community-records-delta-added-agg", community)
+
+
 def mismatches(world, found, series_names=SERIES):
     """Every difference from the oracle, one readable line each."""
     oracle, names = world["oracle"], world["names"]
@@ -158,10 +168,10 @@ def mismatches(world, found, series_names=SERIES):
     for series in series_names:
         docs = found[series]
         for community in world["compared"]:
-            first = oracle.first_day(series, community)
+            first = required_from(oracle, series, community)
             for d in days(FIRST, LAST):
                 if (community, d) not in docs and (first is None or d < first):
-                    continue  # before the series begins: no document is fine
+                    continue  # before the community's history: no document is fine
                 if (community, d) not in docs:
                     lines.append(f"{series} {names[community]} {d}: no document")
         for (community, d), doc in sorted(docs.items(), key=str):

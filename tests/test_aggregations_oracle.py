@@ -218,7 +218,8 @@ def replace_events(planned, migrated):
     EnrichedEventsIndexer._mappings.clear()
     if migrated:
         index_legacy(raw_events(planned))
-        report_ = current_event_reindexing_service.reindex_events()
+        # fresh start: this run's earlier migrations of these months were deleted above
+        report_ = current_event_reindexing_service.reindex_events(fresh_start=True)
         assert report_["completed"], report_
     else:
         emit_live(planned)

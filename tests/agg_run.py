@@ -70,3 +70,13 @@ def report(lines, limit=80):
     """The first ``limit`` lines of a mismatch list, for an assertion message."""
     return "\n".join(lines[:limit] + ([f"... {len(lines) - limit} more"]
                                       if len(lines) > limit else []))
+
+
+def required_from(oracle, series, community):
+    """First day a document is required: the community's first membership change (records
+    series, all bases) or first counted event (usage). The rules fix what a document says,
+    not from which day documents exist: a created/published series may start with days
+    before the community's history (back-dated dates), and does not have to."""
+    if SERIES[series][2] is None:
+        return oracle.first_day(series, community)
+    return oracle.first_day("community-records-delta-added-agg", community)

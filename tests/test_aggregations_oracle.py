@@ -37,7 +37,7 @@ from agg_history import (
 )
 from agg_oracle import GLOBAL, SERIES, Oracle, days
 from agg_run import aggregate as run_aggregation
-from agg_run import engine, read_all, report
+from agg_run import engine, read_all, report, required_from
 from legacy_indices import index_legacy
 
 TOP_LIMIT = 2  # small, so that top lists are cut and ties decided (S6)
@@ -149,16 +149,6 @@ def stamps(robots):
 
 def aggregate(types=None, start=FIRST, end=LAST, ignore_bookmark=False):
     return run_aggregation(start, end, types, ignore_bookmark)
-
-
-def required_from(oracle, series, community):
-    """First day a document is required: the community's first membership change (records
-    series, all bases) or first counted event (usage). The rules fix what a document says,
-    not from which day documents exist: a created/published series may start with days
-    before the community's history (back-dated dates), and does not have to."""
-    if SERIES[series][2] is None:
-        return oracle.first_day(series, community)
-    return oracle.first_day("community-records-delta-added-agg", community)
 
 
 def mismatches(world, found, series_names=SERIES):

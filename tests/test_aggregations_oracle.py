@@ -35,6 +35,7 @@ from agg_history import (
     process_queues,
     raw_events,
 )
+from agg_compare import compare
 from agg_oracle import GLOBAL, SERIES, Oracle, days
 from agg_run import aggregate as run_aggregation
 from agg_run import engine, read_all, report, required_from
@@ -169,7 +170,7 @@ def mismatches(world, found, series_names=SERIES):
                 lines.append(f"{series} {names.get(community, community)} {d}: "
                              "document for a community whose dashboard is not enabled (§8.4)")
                 continue
-            for path, exp, fnd in oracle.compare(series, community, d, doc):
+            for path, exp, fnd in compare(oracle, series, community, d, doc):
                 lines.append(f"{series} {names[community]} {d} {path}: "
                              f"expected {exp!r}, found {fnd!r}")
     return lines

@@ -67,10 +67,13 @@ class Driver:
         self.history = History()
         self.communities = communities
 
-    def publish(self, when, name, identity=None, community=None, files=None, **metadata):
+    def publish(self, when, name, identity=None, community=None, files=None, journal=None,
+                **metadata):
         """Publish a new record (and add it to ``community`` at the same instant)."""
         metadata.setdefault("publication_date", str(day(0)))
         data = rdm.record_data(f"Record {name}", files=bool(files), **metadata)
+        if journal:
+            data["custom_fields"] = {"journal:journal": {"title": journal, "issue": "3"}}
         with travel(when):
             item = rdm.create_record(identity or self.owner, data, files=files,
                                      community_id=community)
@@ -136,6 +139,14 @@ class Driver:
         return [Record.from_json(resolve(i).dumps()) for i in self.ids.values()]
 
 
+def init_journal_field(app):
+    """``invenio rdm-records custom-fields init``: map the journal field (periodicals)."""
+    from invenio_rdm_records.cli import create_records_custom_field
+
+    result = app.test_cli_runner().invoke(create_records_custom_field, [])
+    assert result.exit_code == 0, result.output
+
+
 def enable_dashboard(community_id):
     """Opt a community in (§8.4), as its settings page does."""
     service = current_communities.service
@@ -149,19 +160,21 @@ def drive(d, a, b):
     """The history (``a``, ``b``: enabled communities; ``g`` is created, then deleted)."""
     g = d.create_community(at(0, 0, 30), f"{a[:8]}-gamma")
     # multi-valued subcounts, affiliations of creators and contributors (S2, S3),
-    # funders with id and name (S4), file types (S5), a back-dated publication (R5)
+    # funders with id and name (S4), file types (S5), a journal (periodicals),
+    # a back-dated publication (R5)
     d.publish(at(0, 10), "paper", community=a,
               files={"paper.pdf": b"%" * 1200, "data.csv": b"x" * 300, "fig.PNG": b"p" * 50},
               resource_type="publication-article", languages=["eng", "fra"],
               rights=["cc-by-4.0"], subjects=["http://id.nlm.nih.gov/mesh/D000001"],
               funders=["00k4n6c32", "01cwqze88"], publisher="Demo Press",
               creators_affiliations=["01ggx4157"], contributors_affiliations=["05gq02987"],
-              publication_date="2019-06-15")
+              publication_date="2019-06-15", journal="Journal of Tests")
     # published at 00:00:00.000; an inclusion request accepted at 00:00:00.000 the next day
     d.publish(at(0), "survey", identity=d.depositor, languages=["eng"],
               creators_affiliations=["01ggx4157", "05gq02987"],
               contributors_affiliations=["01ggx4157", "013meh722"],
-              funders=["00k4n6c32"], publication_date=str(day(0).year - 3))
+              funders=["00k4n6c32"], publication_date=str(day(0).year - 3),
+              journal="Annals of Counting")
     d.request(at(0, 9), at(1), "survey", a)
     # removal and re-add on different days
     d.publish(at(1, 9), "rejoin", community=a, files={"table.csv": b"t" * 40},
@@ -169,7 +182,8 @@ def drive(d, a, b):
     d.remove(at(3, 12), "rejoin", a)
     d.add(at(6, 8, millis=250), "rejoin", a)
     # left and re-entered on one day; entered and left on one day (R1)
-    d.publish(at(2, 9), "bounce", community=b, languages=["fra"], publisher="Other Press")
+    d.publish(at(2, 9), "bounce", community=b, languages=["fra"], publisher="Other Press",
+              journal="Journal of Tests")
     d.remove(at(4, 10), "bounce", b)
     d.add(at(4, 11), "bounce", b)
     d.publish(at(5, 8), "transient", files={"t.txt": b"t" * 7})

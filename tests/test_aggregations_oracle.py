@@ -31,6 +31,7 @@ from agg_history import (
     drive,
     emit_live,
     enable_dashboard,
+    init_journal_field,
     plan_usage,
     process_queues,
     raw_events,
@@ -48,7 +49,12 @@ USAGE = ["community-usage-delta-agg", "community-usage-snapshot-agg"]
 
 @pytest.fixture(scope="module")
 def app_config(app_config):
+    """A small top limit; the journal custom field (the ``periodicals`` subcount)."""
+    from invenio_rdm_records.contrib.journal import JOURNAL_CUSTOM_FIELDS, JOURNAL_NAMESPACE
+
     app_config["COMMUNITY_STATS_TOP_SUBCOUNT_LIMIT"] = TOP_LIMIT
+    app_config["RDM_NAMESPACES"] = {**JOURNAL_NAMESPACE}
+    app_config["RDM_CUSTOM_FIELDS"] = [*JOURNAL_CUSTOM_FIELDS]
     return app_config
 
 
@@ -56,6 +62,7 @@ def app_config(app_config):
 def world(services, identities, communities):
     """The history, its usage events indexed live, and the oracle over both."""
     a, b = communities["alpha"].id, communities["beta"].id
+    init_journal_field(services)
     for community in (a, b):
         enable_dashboard(community)
     driver = Driver(identities, communities)

@@ -23,7 +23,7 @@ from invenio_stats.proxies import current_stats
 from invenio_stats.utils import get_geoip
 
 from invenio_stats_dashboard.demo import rdm
-from invenio_stats_dashboard.demo.usage_events import (
+from invenio_stats_dashboard.utils.usage_events import (
     BROWSER_UA,
     RecordTarget,
     download_event,

@@ -100,6 +100,22 @@ def history_lines(world, only=None):
 #: publication to 1 ms before the re-addition (the reconcile rebuilds the unseen
 #: pair from the database's evidence, ignoring that its siblings left). M5.
 LOG_BUG = ("v3", "beta")
+#: What that stay does to the aggregation, which reads the log (R1 over the logged
+#: transitions): beta's added-basis documents from v3's publication (d16) to the
+#: parent's re-addition (d18) count v3 in. The membership log's issue, not the
+#: aggregation's: these lines are left out here, and the strict xfail above turns
+#: green (and this must go) when the log is fixed.
+LOG_BUG_DOCS = ("beta", ("community-records-delta-added-agg",
+                         "community-records-snapshot-added-agg", "added"), (16, 17, 18))
+
+
+def log_bug(line):
+    """Whether a mismatch line is one of :data:`LOG_BUG_DOCS`."""
+    community, series, offsets = LOG_BUG_DOCS
+    words = line.split()
+    if words[0] in series and words[1:2] == [community]:
+        return words[2] in {str(day(n)) for n in offsets}
+    return words[0] == community and words[1] in {str(day(n)) for n in offsets}
 
 
 def test_the_driven_history_is_what_the_services_recorded(world):
@@ -180,7 +196,7 @@ def mismatches(world, found, series_names=SERIES):
             for path, exp, fnd in compare(oracle, series, community, d, doc):
                 lines.append(f"{series} {names[community]} {d} {path}: "
                              f"expected {exp!r}, found {fnd!r}")
-    return lines
+    return [line for line in lines if not log_bug(line)]
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +272,7 @@ def test_records_snapshots_follow_deltas_and_membership(world, aggregated):
                 if snap is not None and snap["total_records"] != expected:
                     lines.append(f"{names[community]} {d} members {expected}, "
                                  f"snapshot {snap['total_records']}")
+    lines = [line for line in lines if not log_bug(line)]
     assert not lines, report(lines)
 
 

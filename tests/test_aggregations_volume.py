@@ -26,8 +26,8 @@ from invenio_search.utils import prefix_index
 from invenio_stats.proxies import current_stats
 from invenio_stats.utils import get_geoip
 
-from invenio_stats_dashboard.demo.usage_events import PUBLIC_IPS, RecordTarget, view_event
-from invenio_stats_dashboard.demo.usage_events import download_event
+from invenio_stats_dashboard.utils.usage_events import PUBLIC_IPS, RecordTarget, view_event
+from invenio_stats_dashboard.utils.usage_events import download_event
 from invenio_stats_dashboard.proxies import current_event_reindexing_service
 from invenio_stats_dashboard.services import events_log
 

@@ -41,7 +41,7 @@ from .records import first_day as _first_membership_day
 from .snapshots import RecordsSnapshot
 from .subcounts import blocks
 
-FORMAT = 1
+FORMAT = 2  # 2: parents first dated per day in the digests (R4a)
 MASK = (1 << 64) - 1
 CHUNK = 1000
 
@@ -140,6 +140,11 @@ def _zero(readers):
     return DeltaTally(readers).body()
 
 
+def _digest(values):
+    text = json.dumps(values)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
 class Digests:
     """Per-day digests of what a stored document was computed from."""
 
@@ -180,7 +185,19 @@ class Walk:
                 self.by_date[day].append(info)
         for infos in self.by_date.values():
             infos.sort(key=lambda i: i.id)
-        self.digest = {d: sum(i.digest() for i in infos) & MASK
+        # R4a on these bases: a parent (per files class, per subcount item) is added on
+        # the date of its first dated member, so that snapshot = previous + delta
+        self.first_dated, firsts = {}, defaultdict(list)
+        for day in sorted(self.by_date):
+            for info in self.by_date[day]:
+                for cls in classes_of([info]):
+                    for item in [None, *by_item([info])]:
+                        if (item, info.parent, cls) not in self.first_dated:
+                            self.first_dated[(item, info.parent, cls)] = day
+                            firsts[day].append(repr((item, info.parent, cls)))
+        # a day's digest: its members and the parents first dated on it (a member
+        # dated earlier changes a later day's parents without changing its members)
+        self.digest = {d: (sum(i.digest() for i in infos) + _digest(sorted(firsts[d]))) & MASK
                        for d, infos in self.by_date.items()}
         floor = min((i.created for i in members if i.created), default=None)
         self.start = min(d for d in (self.old.start, floor, days[0]) if d is not None)
@@ -228,10 +245,14 @@ class Walk:
         for info in infos:
             versions[info.parent].append(info)
         for parent in sorted(versions):
-            tally.parent("added", classes_of(versions[parent]))
+            tally.parent("added", self._new(day, None, parent, classes_of(versions[parent])))
             for item, carrying in sorted(by_item(versions[parent]).items()):
-                tally.parent("added", classes_of(carrying), item)
+                tally.parent("added", self._new(day, item, parent, classes_of(carrying)), item)
         return tally.body()
+
+    def _new(self, day, item, parent, classes):
+        """The ``classes`` in which ``parent`` (for ``item``) is dated first on ``day``."""
+        return {cls for cls in classes if self.first_dated[(item, parent, cls)] == day}
 
     def _snapshots(self, keys, limit):
         counters = Cumulative(keys)

@@ -118,8 +118,7 @@ def expected_alpha_subcounts():
             "languages": [item("eng", ENGLISH, **kw(1, (2, 15))),
                           item("fra", FRENCH, **kw(1, (2, 15)))],
             "rights": [item("cc-by-4.0", CC_BY, **kw(1, (1, 7)))],
-            # a funder with a name only: its name is the id and the label (S4)
-            "funders": [item("Acme Foundation", "Acme Foundation", **kw(1, (1, 7)))],
+            # r3's funder has a name only: no id, not counted (S4, as S3)
             # each extension with its own files only (S5)
             "file_types": [item("csv", "csv", **kw(2, (2, 17))),
                            item("txt", "txt", **kw(1, (1, 5)))]}

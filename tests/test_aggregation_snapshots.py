@@ -71,7 +71,6 @@ def values(h):
                "access_statuses": v(("open",) * 2, files=(1, 7.0)),
                "rights": v(("cc-by-4.0", {"en": "Creative Commons Attribution 4.0 "
                                                 "International"}), files=(1, 7.0)),
-               "funders": v(("Acme Foundation",) * 2, files=(1, 7.0)),
                "file_types": v(("csv",) * 2, files=(1, 7.0))},
         h.r5: {"resource_types": v(dataset), "access_statuses": v(("metadata-only",) * 2)},
     }

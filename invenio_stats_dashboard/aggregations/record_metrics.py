@@ -60,8 +60,14 @@ class Reader:
 
     @classmethod
     def of(cls, source):
-        """The reader of a configured source field."""
-        paths = [_path(source.field), *(_path(f) for f in source.combine)]
+        """The reader of a configured source field.
+
+        The value is ``field`` only, as the usage family counts it:
+        ``combine_subfields`` (upstream's funders: id, else name) is not a
+        fallback — a funder without an id is not counted (S4: item id = funder
+        id; as S3 for affiliations), records and usage alike.
+        """
+        paths = [_path(source.field)]
         label = _path(source.label_field) if source.label_field else None
         every = paths + ([label] if label else [])
         prefix = []
@@ -71,8 +77,7 @@ class Reader:
             prefix.append(parts[0])
         prefix = tuple(prefix[:min(len(p) for p in every) - 1])
         n = len(prefix)
-        ids = tuple(p[n:] for p in (paths[1:] if source.combine else paths))
-        return cls(prefix, ids, label[n:] if label else None)
+        return cls(prefix, tuple(p[n:] for p in paths), label[n:] if label else None)
 
     @property
     def source_paths(self):

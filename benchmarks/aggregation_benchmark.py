@@ -202,7 +202,9 @@ def floor(client):
     index = prefix_index("events-stats-*-v2.0.0")
     started, after, buckets = time.monotonic(), None, 0
     while True:
-        composite = {"size": 1000, "sources": [
+        # pages of 100: each bucket's cardinality at precision 40,000 reserves up to
+        # ~320 kB, and 1,000 of them tripped a 1 GB heap's parent breaker
+        composite = {"size": 100, "sources": [
             {"c": {"terms": {"field": "community_ids"}}},
             {"d": {"date_histogram": {"field": "timestamp", "calendar_interval": "day"}}}]}
         if after:

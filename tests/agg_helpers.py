@@ -65,6 +65,7 @@ def build_history(make_record, identities, communities):
                 rdm.remove_from_community(identities["owner"], ids[key], community_id)
                 changes.append((community_id, D0 + offset * DAY, "removed"))
     log.refresh()
+    agg_family.count_only(list(ids.values()))  # not other modules' records
     return ids, changes
 
 

@@ -105,6 +105,7 @@ def test_late_data_recompute_rewrites_those_days_and_rederives_snapshots(
     late = D0 + 100 * DAY  # a record joins beta on that day, after the aggregation ran
     with time_machine.travel(at(100, hour=23), tick=False):
         record = make_record()
+        agg_family.count_only([record.id], replace=False)
         history["changes"] += [("global", late, "added")]  # other tests see it too
         rdm.add_to_community(identities["owner"], record.id, history["beta"])
         history["changes"] += [(history["beta"], late, "added")]

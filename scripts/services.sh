@@ -7,7 +7,7 @@
 #   scripts/services.sh up|down|status
 #
 # Environment (all optional):
-#   OPENSEARCH_VERSION   2.19.6        OPENSEARCH_HEAP   1g
+#   OPENSEARCH_VERSION   2.19.6        OPENSEARCH_HEAP   2g
 #   ISD_SERVICES_DIR     <repo>/.services   (runtime data, git-ignored)
 #   ISD_CACHE_DIR        <repo>/.cache      (downloaded distribution, git-ignored)
 #   ISD_DB_USER / ISD_DB_PASSWORD   invenio / invenio
@@ -17,7 +17,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OPENSEARCH_VERSION="${OPENSEARCH_VERSION:-2.19.6}"
-OPENSEARCH_HEAP="${OPENSEARCH_HEAP:-1g}"
+OPENSEARCH_HEAP="${OPENSEARCH_HEAP:-2g}"
 SERVICES_DIR="${ISD_SERVICES_DIR:-$ROOT/.services}"
 CACHE_DIR="${ISD_CACHE_DIR:-$ROOT/.cache}"
 DB_USER="${ISD_DB_USER:-invenio}"

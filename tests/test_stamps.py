@@ -48,7 +48,8 @@ def history(services, identities, communities, make_record):
         r = make_record(community_id=alpha)
         gamma = rdm.create_community(owner, f"{alpha[:8]}-gamma", "Gamma").id
     with time_machine.travel(at(0, 600), tick=False):
-        rdm.add_to_community(owner, r.id, gamma)
+        # bulk path: no inclusion request (12 leaves one open, which blocks the deletion)
+        rdm.bulk_add(gamma, [r.id])
     with time_machine.travel(at(1, 300), tick=False):
         rdm.remove_from_community(owner, q.id, alpha)  # in the second of a view
     with time_machine.travel(at(2, 400), tick=False):

@@ -137,11 +137,15 @@ def test_cleanup_old_indices_deletes_only_verified_months(services, generated):
     service = current_event_reindexing_service._get_current_object()
     if not service.reindexing_bookmark_api.get_bookmark(f"view-{JAN}-reindexing"):
         assert service.reindex_events(month_filter=JAN)["completed"]
-    # February: stock index, an enriched twin that misses an event, no completed bookmark.
+    # February: stock index and an empty enriched twin, no completed bookmark
+    # (as before any migration: another test may have migrated it).
     feb = prefix_index(f"events-stats-record-view-{FEB}")
-    assert count("record-view", FEB) > 0
-    current_search_client.indices.create(index=f"{feb}-v2.0.0", ignore=[400])
     alias = prefix_index("events-stats-record-view")
+    current_search_client.indices.delete(index=f"{feb}-v2.0.0", ignore=[404])
+    current_search_client.indices.put_alias(index=feb, name=alias)
+    service.reindexing_bookmark_api.delete_bookmark(f"view-{FEB}-reindexing")
+    assert count("record-view", FEB) > 0
+    current_search_client.indices.create(index=f"{feb}-v2.0.0")
     current_search_client.indices.refresh(index=alias)
     reads_before = current_search_client.count(index=alias)["count"]
     jan = prefix_index(f"events-stats-record-view-{JAN}")
@@ -152,7 +156,7 @@ def test_cleanup_old_indices_deletes_only_verified_months(services, generated):
     at = lines.index(f"  {jan} → {jan}-v2.0.0")
     assert "[OK] Would delete" in lines[at + 1]
     at = lines.index(f"  {feb} → {feb}-v2.0.0")
-    assert "[WARNING] Kept: migration not completed" in lines[at + 1]
+    assert "[WARNING] Kept: migration not completed" in lines[at + 1], lines
     assert current_search_client.indices.exists(index=jan)
 
     result = run(services, "usage-events", "cleanup-old-indices", "-e", "view")

@@ -147,6 +147,7 @@ EOF
   log "starting OpenSearch $OPENSEARCH_VERSION (heap $OPENSEARCH_HEAP)"
   local java_home
   java_home="$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")"
+  rm -f "$OS_BASE/opensearch-run/opensearch.pid"  # a stale one would read as "exited"
   runuser -u "$OS_USER" -- env OPENSEARCH_JAVA_HOME="$java_home" \
     OPENSEARCH_JAVA_OPTS="-Xms$OPENSEARCH_HEAP -Xmx$OPENSEARCH_HEAP" \
     "$OS_HOME/bin/opensearch" -d -p "$OS_BASE/opensearch-run/opensearch.pid" \

@@ -108,3 +108,34 @@ def test_generate_background_job_lifecycle(services, make_record, child_env, tmp
     assert status["exit_code"] == 0 and status["progress"] == 100.0
     assert "New events created:" in log_text
     assert log_pairs() == oracle_pairs()
+
+
+SIGTERM_RIGHT_AFTER_LOCK = (
+    "import os, signal, sys, redis\n"
+    "from invenio_stats_dashboard.utils import jobs\n"
+    "taken = jobs.JobLock.acquire\n"
+    "def acquire(self):\n"
+    "    ok = taken(self)\n"
+    "    os.kill(os.getpid(), signal.SIGTERM)  # a cancel in the first instant of the run\n"
+    "    return ok\n"
+    "jobs.JobLock.acquire = acquire\n"
+    "client = redis.Redis.from_url(sys.argv[1])\n"
+    "with jobs.Job('isdtest-term-race', lease=30, client=client) as job:\n"
+    "    job.check()\n"
+)
+
+
+def test_a_cancel_right_after_the_lock_is_taken_releases_it(services):
+    """SIGTERM landing between taking the lock and the job's first check stops the job
+    cleanly: the lock is released, not left held for a lease (CI saw this on 12)."""
+    import subprocess
+
+    from invenio_stats_dashboard.utils.jobs import holder, redis_client
+
+    url = services.config["CACHE_REDIS_URL"]
+    redis_client().delete("lock:isdtest-term-race")
+    done = subprocess.run([sys.executable, "-c", SIGTERM_RIGHT_AFTER_LOCK, url],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, (done.returncode, done.stderr)  # not killed by the signal
+    assert "JobStopped: cancelled" in done.stderr
+    assert holder("isdtest-term-race") is None

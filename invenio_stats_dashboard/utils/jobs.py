@@ -209,22 +209,32 @@ class Job:
         worker) becomes a cancel request: the job stops at its next check with
         its bookmarks in place instead of dying mid-write.
         """
-        if self.lock is not None:
-            self.lock.__enter__()
-        self.client.delete(f"{CANCEL_PREFIX}{self.name}")
+        # The handler goes in before the lock: a SIGTERM arriving right after
+        # the lock is taken must not kill the process with the lock held.
         self._terminated = threading.Event()
         self._previous = None
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._on_term)
+        if self.lock is not None:
+            try:
+                self.lock.__enter__()
+            except BaseException:
+                self._restore_signal()
+                raise
+        self.client.delete(f"{CANCEL_PREFIX}{self.name}")
         return self
+
+    def _restore_signal(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
     def _on_term(self, signum, frame):
         self._terminated.set()
 
     def __exit__(self, *exc):
         """Release the lock and restore the signal handler."""
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        self._restore_signal()
         if self.lock is not None:
             return self.lock.__exit__(*exc)
         return False

@@ -36,6 +36,21 @@ def main(argv=None):
         print(f"Process {args.name} is already running", file=sys.stderr)
         return 3
 
+    cancelled = {"flag": False}
+    running = {}
+
+    def _on_term(signum, frame):
+        cancelled["flag"] = True
+        child = running.get("child")
+        if child is not None:
+            try:
+                child.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    # Handlers first: a cancel in the window before the child exists is still a cancel.
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, _on_term)
     if job.log_file.exists():
         os.replace(job.log_file, f"{job.log_file}.1")
     log = open(job.log_file, "a", encoding="utf-8")
@@ -46,20 +61,12 @@ def main(argv=None):
     _write_json(job.status_file, status)
     job.pid_file.write_text(str(os.getpid()))
 
-    cancelled = {"flag": False}
     child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL,
                              env={**os.environ, STATUS_ENV: str(job.status_file)})
-
-    def _on_term(signum, frame):
-        cancelled["flag"] = True
-        try:
-            child.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-
-    signal.signal(signal.SIGTERM, _on_term)
-    signal.signal(signal.SIGINT, _on_term)
+    running["child"] = child
+    if cancelled["flag"]:
+        child.send_signal(signal.SIGTERM)
     code = child.wait()
     final = _read_json(job.status_file) or status
     if cancelled["flag"]:

@@ -178,3 +178,36 @@ def test_no_op_documents_count_for_nothing(services):
                          ("nop-c", "nop-c2", "added", 1)]
     finally:
         wipe_log({"prefix": {"record_id": "nop-"}})
+
+
+def test_a_version_published_while_its_parent_was_out_gets_no_stay_there(
+        services, make_record, identities, communities):
+    """M5: v1 in alpha, removed; v2 published while out; the parent added back.
+
+    v2's only change in alpha is the re-addition — written live, and again when
+    ``generate`` rebuilds v2's lost pair (the database alone would date the first
+    stay's end 1 ms before the re-addition and invent a stay of v2 there).
+    """
+    alpha, owner = communities["alpha"].id, identities["owner"]
+    t = [datetime(2025, 3, 3, hour, tzinfo=timezone.utc) for hour in (9, 10, 11, 12)]
+    with time_machine.travel(t[0], tick=False):
+        v1 = make_record(community_id=alpha)
+    with time_machine.travel(t[1], tick=False):
+        rdm.remove_from_community(owner, v1.id, alpha)
+    with time_machine.travel(t[2], tick=False):
+        v2 = rdm.new_version(owner, v1.id, publication_date="2025-03-03")
+    with time_machine.travel(t[3], tick=False):
+        rdm.add_to_community(owner, v1.id, alpha)
+
+    def alpha_transitions():
+        log.refresh()
+        return [(s.record_id, s.event_type, arrow.get(s.event_date).datetime)
+                for s in log.iter_transitions([v1.id, v2.id], community_ids=[alpha])]
+
+    expected = sorted([(v1.id, "added", t[0]), (v1.id, "removed", t[1]), (v1.id, "added", t[3]),
+                       (v2.id, "added", t[3])])
+    assert sorted(alpha_transitions()) == expected
+    wipe_log({"bool": {"filter": [{"term": {"record_id": v2.id}},
+                                  {"term": {"community_id": alpha}}]}})
+    run(services, "generate", "--no-show-progress", "--community-id", alpha)
+    assert sorted(alpha_transitions()) == expected

@@ -23,6 +23,8 @@ Evidence (InvenioRDM 13), per published record version and its parent:
   latest instant the database allows — exact when that change was the
   parent's last modification, later than the truth otherwise. A stay that a
   later accepted request follows ends 1 ms before that request's acceptance.
+  When the log saw another version of the parent leave, ``membership``
+  dates the end by that document instead (``alive``/``siblings`` below).
 
 Estimated instants are flagged (``exact=False``). Parents are not versioned
 in InvenioRDM 13: a stay that began without a request and ended before the
@@ -79,6 +81,8 @@ class VersionHistory:
     parent_updated: Bound  # the estimate for undated changes
     communities: set = field(default_factory=set)  # the parent's communities now
     changes: dict = field(default_factory=dict)  # community -> [Change], oldest first
+    alive: list = field(default_factory=list)  # [(Bound, Bound or None)]: published, not deleted
+    siblings: tuple = ()  # row ids of every published version of the parent (this one too)
 
     def is_in(self, community_id):
         """Whether the version is in ``community_id`` now (M1)."""
@@ -134,14 +138,18 @@ class _Evidence:
             RDMRecordMetadata as R,
         )
 
-        self.parent_updated, self.current, self.stays = {}, {}, {}
+        self.parent_updated, self.current, self.stays, self.versions_of = {}, {}, {}, {}
         if not parents:
             return
         self.parent_updated = {row.id: bound(row.updated, exact=False) for row in
                                db.session.query(P.id, P.updated).filter(P.id.in_(parents))}
-        siblings = {row.recid: row.parent_id for row in db.session.query(
-            R.json["id"].as_string().label("recid"), R.parent_id).filter(
-            R.parent_id.in_(parents), R.json.isnot(None))}
+        rows = db.session.query(R.id, R.json["id"].as_string().label("recid"),
+                                R.parent_id).filter(R.parent_id.in_(parents),
+                                                    R.json.isnot(None)).all()
+        siblings = {row.recid: row.parent_id for row in rows}
+        self.versions_of = {}
+        for row in rows:
+            self.versions_of.setdefault(row.parent_id, []).append(str(row.id))
         for row in db.session.query(M2M.record_id, M2M.community_id, M2M.request_id).filter(
                 M2M.record_id.in_(parents)):
             self.current.setdefault(row.record_id, {})[str(row.community_id)] = row.request_id
@@ -212,6 +220,7 @@ class _Evidence:
             created=bound(v.created).instant, published=v.publication_date, deleted=deleted,
             parent_updated=self.parent_updated[v.parent_id],
             communities=set(self.current.get(v.parent_id, {})), changes=changes,
+            alive=alive, siblings=tuple(sorted(self.versions_of.get(v.parent_id, ()))),
         )
 
 

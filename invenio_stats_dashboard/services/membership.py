@@ -15,6 +15,9 @@ database has now (:mod:`.history`), and writes
   cannot express a change before its own latest state), an estimate;
 * nothing otherwise (M4). Deletion flags on documents are brought in line too.
 
+Before that, an unseen pair's estimated stay ends are dated by the log's
+documents of the parent's other versions (:func:`refine_with_siblings`).
+
 A pair's **approximated** flag: its history in the log rests on an estimate —
 a document to be written at an estimated instant, or one written after the
 fact (``timestamp`` more than :data:`LIVE_WINDOW` after ``event_date``) at an
@@ -107,12 +110,113 @@ def _event(version, change):
     )
 
 
+def refine_with_siblings(versions, docs, client=None):
+    """Date the estimated stay ends of unseen pairs by what the log says of the siblings.
+
+    A parent's stays are shared by its versions. The database dates the end of
+    a stay only by an estimate (the next acceptance - 1 ms, or the parent's last
+    update); a sibling the log saw leave the community while it stayed alive
+    (not a deletion) dates it. Without this, a version published while its
+    parent was out of a community got a stay there once the parent came back
+    (M5). ``versions`` are updated in place; ``docs`` gains the siblings' documents.
+    """
+    needy = [v for v in versions
+             if any((v.record_id, c) not in docs and _estimated_end(changes)
+                    for c, changes in v.changes.items())]
+    if not needy:
+        return
+    by_uuid = {v.uuid: v for v in versions}
+    missing = sorted({u for v in needy for u in v.siblings if u not in by_uuid})
+    for extra in hist.load(missing) if missing else []:
+        by_uuid[extra.uuid] = extra
+    unread = [by_uuid[u].record_id for u in missing if u in by_uuid]
+    if unread:
+        docs.update(log.documents_by_pair(unread, client))
+    for version in needy:
+        changes = dict(version.changes)
+        for community, items in version.changes.items():
+            if (version.record_id, community) in docs or not _estimated_end(items):
+                continue
+            timeline = _parent_timeline(version, community, by_uuid, docs)
+            intervals = []
+            for start, end in _intervals(items):
+                intervals.extend(_clip(start, end, timeline)
+                                 if end is not None and not end.exact else [(start, end)])
+            changes[community] = hist._changes(community, intervals)
+        version.changes = {c: items for c, items in changes.items() if items}
+
+
+def _estimated_end(changes):
+    return any(c.event_type == REMOVED and not c.exact for c in changes)
+
+
+def _intervals(changes):
+    """``[(start Bound, end Bound or None)]`` of a pair's alternating changes."""
+    out = []
+    for change in changes:
+        point = hist.Bound(change.instant, change.exact)
+        if change.event_type == ADDED:
+            out.append([point, None])
+        elif out:
+            out[-1][1] = point
+    return [tuple(i) for i in out]
+
+
+def _parent_timeline(version, community, by_uuid, docs):
+    """``[(instant, in?, exact)]``: the parent's entries and exits in ``community``
+    as the log saw them on the other versions (removals by deletion left out)."""
+    points = []
+    for uuid in version.siblings:
+        sibling = by_uuid.get(uuid)
+        if sibling is None or uuid == version.uuid:
+            continue
+        for step in log.transitions(docs.get((sibling.record_id, community), [])):
+            when = hist.bound(step.event_date).instant
+            if step.event_type == REMOVED and not _alive_at(sibling.alive, when):
+                continue  # the sibling was deleted, not the parent removed
+            points.append((when, step.event_type == ADDED, _written_live(step.hit)))
+    return sorted(points, key=lambda p: (p[0], p[1]))
+
+
+def _alive_at(alive, when):
+    return any(s.instant <= when and (e is None or when < e.instant) for s, e in alive)
+
+
+def _written_live(hit):
+    src = hit["_source"]
+    written = src.get("timestamp")
+    return written is not None and arrow.get(written) - arrow.get(src["event_date"]) <= LIVE_WINDOW
+
+
+def _clip(start, end, timeline):
+    """``[start, end)`` within the parent's logged presence (unknown counts as in)."""
+    inside = True
+    for when, entered, _exact in timeline:
+        if when > start.instant:
+            break
+        inside = entered
+    pieces, open_ = [], start if inside else None
+    for when, entered, exact in timeline:
+        if when <= start.instant or when >= end.instant:
+            continue
+        if entered and open_ is None:
+            open_ = hist.Bound(when, exact)
+        elif not entered and open_ is not None:
+            if when > open_.instant:
+                pieces.append((open_, hist.Bound(when, exact)))
+            open_ = None
+    if open_ is not None:
+        pieces.append((open_, end))
+    return pieces
+
+
 def reconcile(versions, client=None, only=None, write=True):
     """Plan (and with ``write``, apply) the log's repair for ``versions``.
 
     Returns ``(pair plans, number of documents written)``.
     """
     docs = log.documents_by_pair([v.record_id for v in versions], client)
+    refine_with_siblings(versions, docs, client)
     by_record = {}
     for (record_id, community), hits in docs.items():
         by_record.setdefault(record_id, {})[community] = hits

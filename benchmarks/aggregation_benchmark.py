@@ -8,6 +8,8 @@ membership log and the records index only).
 
     .venv/bin/python benchmarks/aggregation_benchmark.py                 # 200,000 events
     .venv/bin/python benchmarks/aggregation_benchmark.py --events 1000000
+    .venv/bin/python benchmarks/aggregation_benchmark.py \
+        --series community-records-delta-added-agg --profile --hourly-years 1
 
 The generated instance: ``--years`` of history (default 1) ending today,
 ``--communities`` (50), ``--records`` (5,000 per year; a tenth of them new
@@ -25,11 +27,30 @@ second instance is generated for the longer one, at the same density per
 year), to show it stays flat; and, measured in the same run, a **floor**:
 one composite aggregation over every usage event grouped by (community,
 day) with a visitor cardinality — roughly the least any usage aggregation
-must ask of OpenSearch.
+must ask of OpenSearch — and the usage delta catch-up's time as a ratio of it.
+
+Options on the same generated instance (no data of their own):
+
+* ``--series NAME...``: only these registered series in the catch-up and the
+  hourly runs (a snapshot needs its delta's documents: name both);
+* ``--profile``: a cProfile of the main instance's catch-up, the top 25
+  functions by cumulative time printed after its table — the table's wall
+  times then include the profiler's overhead. On Python 3.12 the profile
+  also sees the chain locks' heartbeat threads: their idle waits inflate the
+  cumulative times of ``threading`` and ``JobLock.release`` rows;
+* ``--cardinality-days N`` (0: off): after the catch-up, ``global``'s last N
+  complete days computed twice, each after clearing the events' request
+  cache: by ``usage.compute`` (what the aggregator runs: exact distinct counts
+  by a counting script) and the way the plan first proposed — composite
+  aggregations per subcount (day × value), pages of 100 buckets, with
+  ``cardinality`` (``precision_threshold`` 40,000) sub-aggregations for the
+  distinct visitors, records, parents and files — printed with their ratio.
 """
 
 import argparse
+import cProfile
 import json
+import pstats
 import random
 import statistics
 import sys
@@ -40,6 +61,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from migration_memory_benchmark import PeakRSS  # noqa: E402
+
+from invenio_stats_dashboard.aggregations.series import SCHEDULED  # noqa: E402
 
 EXTS = ["pdf", "csv", "txt", "zip", "png"]
 LANGS = ["eng", "fra", "deu", "spa", "ita", "nld", "por", "pol"]
@@ -175,49 +198,104 @@ def timed_run(communities, names, **kwargs):
     return time.monotonic() - started, result
 
 
-def catch_up(communities, rss):
-    """Per series: seconds, documents, peak RSS, status."""
+def catch_up(communities, names, rss, profiler=None):
+    """Per series of ``names`` (None: all): seconds, documents, peak RSS, status."""
     from invenio_stats_dashboard.aggregations.series import in_order
 
     rows = []
-    for series in in_order():
+    for series in in_order(names):
         rss.reset()
+        if profiler:
+            profiler.enable()
         seconds, result = timed_run(communities, [series.name], until_caught_up=True)
+        if profiler:
+            profiler.disable()
         r = result["results"][0]
         rows.append((series.name, seconds, r["docs_indexed"], rss.peak, r["status"],
                      (r["error_details"] or [""])[0][:80]))
     return rows
 
 
-def hourly(communities, repeat=3):
-    """Median seconds of a plain run of every series after the catch-up."""
-    times = [timed_run(communities, None)[0] for _ in range(repeat)]
+def hourly(communities, names, repeat=3):
+    """Median seconds of a plain run of ``names`` (None: every series) after the catch-up."""
+    times = [timed_run(communities, names)[0] for _ in range(repeat)]
     return statistics.median(times)
+
+
+def cardinality(field):
+    """A distinct count the way upstream (and the plan at first) did it."""
+    return {"cardinality": {"field": field, "precision_threshold": 40000}}
+
+
+def composite_pages(client, index, query, sources, metrics):
+    """Page a composite aggregation of ``sources`` with ``metrics`` to its end; buckets."""
+    after, buckets = None, 0
+    while True:
+        # pages of 100: each bucket's cardinality at precision 40,000 reserves up to
+        # ~320 kB, and 1,000 of them tripped a 1 GB heap's parent breaker
+        composite = {"size": 100, "sources": sources, **({"after": after} if after else {})}
+        res = client.search(index=index, body={
+            "size": 0, "query": query,
+            "aggs": {"g": {"composite": composite, "aggs": metrics}}},
+            request_timeout=600)["aggregations"]["g"]
+        buckets += len(res["buckets"])
+        after = res.get("after_key")
+        if len(res["buckets"]) < 100 or not after:
+            return buckets
 
 
 def floor(client):
     """One composite aggregation over every usage event: (community, day) + visitors."""
     from invenio_search.utils import prefix_index
 
-    index = prefix_index("events-stats-*-v2.0.0")
-    started, after, buckets = time.monotonic(), None, 0
-    while True:
-        # pages of 100: each bucket's cardinality at precision 40,000 reserves up to
-        # ~320 kB, and 1,000 of them tripped a 1 GB heap's parent breaker
-        composite = {"size": 100, "sources": [
-            {"c": {"terms": {"field": "community_ids"}}},
-            {"d": {"date_histogram": {"field": "timestamp", "calendar_interval": "day"}}}]}
-        if after:
-            composite["after"] = after
-        res = client.search(index=index, body={
-            "size": 0, "query": {"bool": {"must_not": [{"term": {"is_robot": True}}]}},
-            "aggs": {"g": {"composite": composite, "aggs": {"v": {"cardinality": {
-                "field": "visitor_id", "precision_threshold": 40000}}}}}},
-            request_timeout=600)["aggregations"]["g"]
-        buckets += len(res["buckets"])
-        after = res.get("after_key")
-        if not res["buckets"] or not after:
-            return time.monotonic() - started, buckets
+    started = time.monotonic()
+    buckets = composite_pages(
+        client, prefix_index("events-stats-*-v2.0.0"),
+        {"bool": {"must_not": [{"term": {"is_robot": True}}]}},
+        [{"c": {"terms": {"field": "community_ids"}}},
+         {"d": {"date_histogram": {"field": "timestamp", "calendar_interval": "day"}}}],
+        {"v": cardinality("visitor_id")})
+    return time.monotonic() - started, buckets
+
+
+def compare_cardinality(client, n_days):
+    """``global``'s last ``n_days`` complete days: (ours s, documents, cardinality s, buckets)."""
+    from invenio_stats_dashboard.aggregations import usage
+    from invenio_stats_dashboard.aggregations.engine import Context
+    from invenio_stats_dashboard.aggregations.series import get
+    from invenio_stats_dashboard.aggregations.subcounts import blocks
+
+    today = datetime.now(timezone.utc).date()
+    days = [today - timedelta(days=n) for n in range(n_days, 0, -1)]
+    aliases = [usage.events_alias(side) for side in usage.SIDES]
+    client.indices.clear_cache(index=aliases, request=True)
+    ctx = Context()
+    started = time.monotonic()
+    written = sum(1 for _ in usage.compute(ctx, get("community-usage-delta-agg"), "global",
+                                           days))
+    ours = time.monotonic() - started
+    client.indices.clear_cache(index=aliases, request=True)
+    query = usage._query("global", days[0], days[-1])  # the same events as ours
+    day = {"d": {"date_histogram": {"field": "timestamp", "calendar_interval": "1d"}}}
+    started, buckets = time.monotonic(), 0
+    for side, fields in usage.DISTINCT.items():
+        metrics = {key: cardinality(field) for key, field in fields.items()}
+        for block in [None, *blocks(ctx.subcount_configs, "usage")]:
+            sources = [day] + ([{"v": {"terms": {"field": block.sources[0].field}}}]
+                               if block else [])
+            buckets += composite_pages(client, usage.events_alias(side), query, sources,
+                                       metrics)
+    return ours, written, time.monotonic() - started, buckets
+
+
+def print_catch_up(years, rows):
+    """The main instance's catch-up table."""
+    print(f"\nCatch-up, {years} year(s):")
+    print(f"{'series':<42}{'wall s':>9}{'documents':>11}{'peak RSS MB':>13}  status")
+    for name, seconds, written, peak, status, why in rows:
+        print(f"{name:<42}{seconds:>9.1f}{written:>11}{peak:>13.0f}  {status} {why}")
+    print(f"{'total':<42}{sum(r[1] for r in rows):>9.1f}{sum(r[2] for r in rows):>11}"
+          f"{max(r[3] for r in rows):>13.0f}")
 
 
 def instance(args, years, rss, main):
@@ -236,23 +314,33 @@ def instance(args, years, rss, main):
             print(f"[{years} year(s)] generated {args.records * years} records, "
                   f"{args.events * years} events, {len(communities) - 1} communities in "
                   f"{time.monotonic() - started:.0f} s (prefix {prefix})", flush=True)
-            rows = catch_up(communities, rss)
-            if main:
-                print(f"\nCatch-up, {years} year(s):")
-                print(f"{'series':<42}{'wall s':>9}{'documents':>11}{'peak RSS MB':>13}  status")
-                for name, seconds, written, peak, status, why in rows:
-                    print(f"{name:<42}{seconds:>9.1f}{written:>11}{peak:>13.0f}  {status} {why}")
-                total = sum(r[1] for r in rows)
-                print(f"{'total':<42}{total:>9.1f}{sum(r[2] for r in rows):>11}"
-                      f"{max(r[3] for r in rows):>13.0f}")
-                seconds, buckets = floor(client)
-                print(f"floor: one composite aggregation over all usage events by "
-                      f"(community, day) with visitor cardinality: {seconds:.1f} s "
-                      f"({buckets} buckets)")
-            else:
+            profiler = cProfile.Profile() if main and args.profile else None
+            rows = catch_up(communities, args.series, rss, profiler)
+            if not main:
                 print(f"[{years} year(s)] catch-up {sum(r[1] for r in rows):.1f} s, "
                       f"statuses {sorted({r[4] for r in rows})}", flush=True)
-            return hourly(communities)
+                return hourly(communities, args.series)
+            print_catch_up(years, rows)
+            if profiler:
+                print("\nWhere the catch-up's time went (cProfile, top 25 cumulative; "
+                      "lock heartbeat waits inflate the threading rows):")
+                pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+            seconds, buckets = floor(client)
+            print(f"floor: one composite aggregation over all usage events by "
+                  f"(community, day) with visitor cardinality: {seconds:.1f} s "
+                  f"({buckets} buckets)")
+            usage_row = next((r for r in rows if r[0] == "community-usage-delta-agg"), None)
+            if usage_row and seconds:
+                print(f"  community-usage-delta-agg catch-up / floor: "
+                      f"{usage_row[1] / seconds:.2f}")
+            if args.cardinality_days:
+                ours, written, card, buckets = compare_cardinality(client,
+                                                                   args.cardinality_days)
+                print(f"global, last {args.cardinality_days} complete day(s): usage.compute "
+                      f"{ours:.2f} s ({written} documents); composite + cardinality(40,000) "
+                      f"{card:.2f} s ({buckets} buckets); ratio cardinality / ours "
+                      f"{card / max(ours, 1e-6):.2f}")
+            return hourly(communities, args.series)
         finally:
             client.indices.delete(index=f"{prefix}*", ignore=[404], expand_wildcards="all")
             for t in client.indices.get_index_template(name=f"{prefix}*", ignore=[404]).get(
@@ -270,7 +358,17 @@ def main():
     parser.add_argument("--years", type=int, default=1, help="history of the main figures")
     parser.add_argument("--hourly-years", type=int, nargs="*", default=[1, 2],
                         help="history lengths of the hourly comparison")
+    parser.add_argument("--series", nargs="+", choices=SCHEDULED, metavar="NAME",
+                        help="only these registered series (default: all); a snapshot "
+                             "needs its delta too")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile the main catch-up, print the top 25 (cumulative)")
+    parser.add_argument("--cardinality-days", type=int, default=0, metavar="N",
+                        help="after the catch-up, global's last N complete days by the "
+                             "cardinality way against usage.compute (0: off)")
     args = parser.parse_args()
+    if not 0 <= args.cardinality_days <= 365 * args.years:
+        parser.error("--cardinality-days must be between 0 and the history's days")
     rss = PeakRSS()
     try:
         hourly_cost = {args.years: instance(args, args.years, rss, main=True)}
@@ -279,7 +377,8 @@ def main():
                 hourly_cost[years] = instance(args, years, rss, main=False)
     finally:
         rss.stop()
-    print("\nHourly run after catch-up (all series, median of 3):")
+    which = "all series" if not args.series else ", ".join(args.series)
+    print(f"\nHourly run after catch-up ({which}, median of 3):")
     for years, seconds in sorted(hourly_cost.items()):
         print(f"  {years} year(s) of history: {seconds:.2f} s")
 

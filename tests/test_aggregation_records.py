@@ -264,3 +264,29 @@ def assert_delta(doc, h, record_ids):
 def assert_snapshot(doc, h, record_ids):
     t = totals_of(h, record_ids)
     assert {k: doc[k] for k in t} == t
+
+
+def test_a_range_after_the_newest_creation_still_counts_removals(history):
+    """G5: upstream skipped a community whose newest record was created before the
+    range. Gamma's newest member was created on D2; on D4 its only change is a
+    deletion (r3), which a run of D4–D5 alone (its documents gone first) still counts."""
+    from invenio_search.proxies import current_search_client
+
+    from invenio_stats_dashboard.aggregations import documents as docs
+    from invenio_stats_dashboard.aggregations.series import get
+
+    h = history
+    alias = docs.alias_name(get(ADDED))
+    current_search_client.indices.refresh(index=alias)
+    current_search_client.delete_by_query(index=alias, refresh=True, body={
+        "query": {"term": {"community_id": h.G}}})
+    run([ADDED], [h.G], D(4), D(5), ignore_bookmark=True)
+    found = read(ADDED, h.G)
+    want = expected_totals(h)[h.G]
+    assert sorted(found) == [D(4), D(5)]
+    for n in (4, 5):
+        doc = found[D(n)]
+        got = {k: doc[k] for k in ("records", "parents", "files", "uploaders")}
+        got["_snapshot"] = {k: doc["_snapshot"][k] for k in ("parents", "uploaders")}
+        assert got == want[n], n
+    assert found[D(4)]["records"]["removed"] == {"metadata_only": 0, "with_files": 1}

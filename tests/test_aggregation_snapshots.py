@@ -210,6 +210,43 @@ def test_snapshot_rebuilds_when_its_deltas_were_rewritten(history):
         _set_languages(h.r1, ["eng"])
 
 
+def test_a_missing_delta_day_stops_that_community_only(history):
+    """G18: a delta day missing under a community's snapshot fails that community with
+    one message and nothing past the gap is written or bookmarked, the other
+    communities are written; once the delta is recomputed the next run completes."""
+    from invenio_stats_dashboard.aggregations.runner import aggregate
+
+    h = history
+    communities = [h.A, "global"]
+    run([DELTA, SNAPSHOT], communities, D(1), D(8), ignore_bookmark=True)
+    whole = {c: without_timestamps(read(SNAPSHOT, c)) for c in communities}
+    for name, day in ((DELTA, D(5)), (SNAPSHOT, None)):
+        query = [{"term": {"community_id": h.A}}]
+        if day:
+            query.append({"term": {"period_start": f"{day.isoformat()}T00:00:00"}})
+        current_search_client.delete_by_query(
+            index=docs.alias_name(get(name)), refresh=True,
+            body={"query": {"bool": {"filter": query}}})
+    clear_bookmarks([get(SNAPSHOT)], communities)
+
+    report = aggregate([SNAPSHOT], community_ids=communities, start_date=D(1).isoformat(),
+                       end_date=D(8).isoformat())
+    (result,) = report["results"]
+    assert result["status"] == "failed"
+    assert result["error_details"] == [
+        f"{h.A}: DeltaDataGapError: {DELTA} has no document for {h.A} on {D(5)}: "
+        "aggregate the delta series first"]
+    assert result["communities"]["global"]["error"] is None
+    assert without_timestamps(read(SNAPSHOT, "global")) == whole["global"]
+    assert all(day < D(5) for day in read(SNAPSHOT, h.A))  # nothing past the gap
+    mark = CommunityBookmarkAPI(current_search_client, SNAPSHOT).get_bookmark(h.A)
+    assert mark is None or str(mark)[:10] <= D(4).isoformat()
+
+    run([DELTA], [h.A], D(1), D(8), ignore_bookmark=True)
+    run([SNAPSHOT], [h.A], D(1), D(8))
+    assert without_timestamps(read(SNAPSHOT, h.A)) == whole[h.A]
+
+
 # --- usage snapshots -----------------------------------------------------------
 
 USAGE_DELTA, USAGE_SNAPSHOT = "community-usage-delta-agg", "community-usage-snapshot-agg"

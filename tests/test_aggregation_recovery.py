@@ -281,3 +281,37 @@ def test_sigterm_stops_cleanly_with_one_error_line(history, env):
     assert 0 < written() < len(history["expected"])
     assert valid_through_bookmarks(history["expected"])
     assert not any(n.startswith("agg:") for n in list_locks())  # released, not expired
+
+
+def test_refused_bulks_are_retried_with_their_documents(history, services, create_app,
+                                                        app_config):
+    """G20: bulk requests refused now and then — busy (429) or too large (413) — are
+    sent again with the same documents (a 413 split in halves): the run succeeds and
+    writes exactly the documents of an undisturbed run."""
+    reset()
+    bulks = []
+
+    def refuse_some(method, path):
+        if "_bulk" not in path:
+            return None
+        bulks.append(path)
+        if len(bulks) in (2, 5):
+            return 429, {"error": {"type": "rejected_execution_exception",
+                                   "reason": "queue full"}, "status": 429}
+        if len(bulks) == 3:
+            return 413, {"error": {"type": "content_too_long_exception",
+                                   "reason": "request too large"}, "status": 413}
+        return None
+
+    with FaultProxy(refuse_some) as proxy:
+        app = create_app(**{**app_config,
+                            "SEARCH_HOSTS": [{"host": "127.0.0.1", "port": proxy.port}],
+                            "SEARCH_CLIENT_CONFIG": {"timeout": 60, "max_retries": 0}})
+        with app.app_context():
+            result = app.test_cli_runner().invoke(
+                cli, ["aggregate", "--force", "--until-caught-up", "--no-show-progress", *TYPES,
+                      *[a for c in history["communities"] for a in ("--community-id", c)]])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    refused = [r for r in proxy.requests if r[2]]
+    assert len(refused) == 3 and len(bulks) > 5
+    assert read_all() == history["expected"]

@@ -379,15 +379,21 @@ def test_current_month_switchover_keeps_events_written_meanwhile(data, services,
 
     thread = threading.Thread(target=writer)
     thread.start()
+    def wait_for_more(count, timeout=60):
+        """Until the writer has written ``count`` more events (a loaded machine is slow)."""
+        target_len, deadline = len(written) + count, time.monotonic() + timeout
+        while len(written) < target_len and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     try:
-        time.sleep(1)
+        wait_for_more(5)  # events before the migration starts
         report = service.reindex_events(event_types=["view"], month_filter=month)
+        wait_for_more(5)  # and after the switch, through the alias
     finally:
-        time.sleep(1.5)  # a few more events after the switch, through the alias
         stop.set()
         thread.join()
     assert report["completed"], report
-    assert sum(written) > 20
+    assert sum(written) >= 10
     current_search_client.indices.refresh(index=target)
     legacy = len(planned["record-view"])
     assert current_search_client.count(index=target)["count"] == legacy + sum(written)

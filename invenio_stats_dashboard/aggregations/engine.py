@@ -68,6 +68,10 @@ RETRIES = 3
 RETRYABLE = {429, 502, 503, 504, "N/A"}
 GUARD_SECONDS = 1.0  # stop requests and locks are checked at most this often
 HEALTH_SECONDS = 10.0  # the health check (two cluster requests) at most this often
+#: Computed days are written, refreshed and bookmarked together: at most this many,
+#: or after this many seconds. A refresh and a bookmark per bulk chunk cost more
+#: than the computation of a quiet community's year.
+FLUSH_DAYS, FLUSH_SECONDS = 366, 30.0
 
 
 def family(series):
@@ -370,11 +374,13 @@ def _lower_bookmarks(ctx, unit, update_bookmark):
 def _compute_and_write(ctx, unit, result, update_bookmark, guard, lock, progress):
     series, community_id = unit.series, unit.community_id
     pending, total = [], len(unit.days)
+    flushed = time.monotonic()
     for n, (day, body) in enumerate(family(series).compute(ctx, series, community_id,
                                                            unit.days), start=1):
         pending.append((day, docs.stamp(series, community_id, day, body, ctx.now)))
-        if len(pending) >= ctx.chunk.size:
+        if len(pending) >= FLUSH_DAYS or time.monotonic() - flushed >= FLUSH_SECONDS:
             _flush(ctx, unit, pending, result, update_bookmark)
+            flushed = time.monotonic()
         if progress:
             progress(unit, n, total)
         why = guard.reason(lock) if n < total else None

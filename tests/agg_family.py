@@ -7,7 +7,8 @@ the real families' progress. It reads the real membership log:
 * delta of day D: ``records.added.metadata_only`` = log documents of the
   community of type ``added`` in ``[D, D+1)``, ``removed`` likewise;
 * snapshot of day D: the previous snapshot plus the day's delta (read back
-  from the delta documents, which the engine must have made searchable).
+  from the delta documents, which the engine must have made searchable); its
+  first day is the real snapshot family's (the delta's first document).
 
 ``AGG_TEST_FAMILY_DELAY`` (config, seconds per day) slows it down so that
 kills and concurrent runs land mid-run; every ``compute`` records its span
@@ -23,7 +24,7 @@ import redis
 from flask import current_app
 
 from invenio_stats_dashboard.aggregations import documents as docs
-from invenio_stats_dashboard.aggregations import engine
+from invenio_stats_dashboard.aggregations import engine, snapshots
 from invenio_stats_dashboard.aggregations.series import get
 from invenio_stats_dashboard.exceptions import DeltaDataGapError
 from invenio_stats_dashboard.services import events_log as log
@@ -76,15 +77,7 @@ def first_day(ctx, series, community_id):
             "aggs": {"first": {"min": {"field": "event_date"}}}})
         value = res["aggregations"]["first"].get("value_as_string")
         return docs.as_day(value) if value else None
-    delta = get(series.depends_on)
-    alias = docs.alias_name(delta)
-    if not ctx.client.indices.exists_alias(name=alias):
-        return None
-    res = ctx.client.search(index=alias, body={
-        "size": 0, "query": {"term": {"community_id": community_id}},
-        "aggs": {"first": {"min": {"field": "period_start"}}}})
-    value = res["aggregations"]["first"].get("value_as_string")
-    return docs.as_day(value) if value else None
+    return snapshots.first_day(ctx, series, community_id)  # its delta's first document
 
 
 def compute(ctx, series, community_id, days):

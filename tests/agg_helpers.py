@@ -10,10 +10,9 @@ family (``agg_family``) makes of the log through the engine.
 
 import json
 from collections import Counter
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
-import time_machine
-from invenio_search.engine import search
+import pytest
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
 
@@ -24,6 +23,7 @@ from invenio_stats_dashboard.services import events_log as log
 from invenio_stats_dashboard.utils.jobs import redis_client
 
 import agg_family
+from agg_common import STAMPS, instant, series_hits, travel, without
 
 DAY = timedelta(days=1)
 TODAY = datetime.now(timezone.utc).date()
@@ -38,7 +38,7 @@ PLAN = [("r1", 0, "alpha", None), ("r2", 35, "alpha", None), ("r3", 80, "beta", 
 
 def at(offset, hour=10):
     """An instant on day ``D0 + offset``."""
-    return datetime.combine(D0 + offset * DAY, time(hour), tzinfo=timezone.utc)
+    return instant(D0 + offset * DAY, hour)
 
 
 def build_history(make_record, identities, communities):
@@ -55,7 +55,7 @@ def build_history(make_record, identities, communities):
     ids, changes = {}, []
     for offset, action, key, community in sorted(steps):
         community_id = str(communities[community].id) if community else None
-        with time_machine.travel(at(offset), tick=False):
+        with travel(at(offset)):
             if action == "create":
                 ids[key] = make_record(community_id=community_id).id
                 changes.append(("global", D0 + offset * DAY, "added"))
@@ -67,6 +67,41 @@ def build_history(make_record, identities, communities):
     log.refresh()
     agg_family.count_only(list(ids.values()))  # not other modules' records
     return ids, changes
+
+
+def history_fixture(order=("alpha", "beta", "global")):
+    """A module's ``history`` fixture: the history made once per module (:func:`build_history`).
+
+    Its value: ``ids``, ``changes``, ``expected`` (the oracle's documents),
+    ``alpha``, ``beta`` (ids), ``alpha_slug``, ``beta_slug`` and
+    ``communities`` (the ids in ``order``, ``global`` as is: the order the
+    module's runs take them in).
+    """
+    @pytest.fixture(scope="module", name="history")
+    def history_(services, make_record, identities, communities):
+        """The planned history (``agg_helpers.PLAN``), made through the RDM services."""
+        ids, changes = build_history(make_record, identities, communities)
+        alpha, beta = str(communities["alpha"].id), str(communities["beta"].id)
+        by_name = {"alpha": alpha, "beta": beta, "global": "global"}
+        return {"ids": ids, "changes": changes, "expected": oracle(changes),
+                "alpha": alpha, "beta": beta,
+                "alpha_slug": communities["alpha"].data["slug"],
+                "beta_slug": communities["beta"].data["slug"],
+                "communities": [by_name[name] for name in order]}
+
+    return history_
+
+
+def stepped_config(interval):
+    """A module's ``app_config`` fixture: a catch-up run takes ``interval`` days at most
+    per series and community."""
+    @pytest.fixture(scope="module", name="app_config")
+    def app_config_(app_config):
+        """Catch-up runs in steps (``COMMUNITY_STATS_CATCHUP_INTERVAL``)."""
+        app_config["COMMUNITY_STATS_CATCHUP_INTERVAL"] = interval
+        return app_config
+
+    return app_config_
 
 
 def oracle(changes, today=TODAY):
@@ -89,7 +124,6 @@ def oracle(changes, today=TODAY):
     return expected
 
 
-STAMPS = ("timestamp", "updated_timestamp")
 PLACE = ("community_id", "period_start", "period_end", "snapshot_date")
 
 
@@ -97,19 +131,13 @@ def read_all(names=agg_family.SERIES, stamps=False):
     """``{(series, community, day): document}`` (without timestamps unless ``stamps``)."""
     found = {}
     for name in names:
-        series = get(name)
-        alias = docs.alias_name(series)
-        if not current_search_client.indices.exists_alias(name=alias):
-            continue
-        current_search_client.indices.refresh(index=alias)
-        for hit in search.helpers.scan(current_search_client, index=alias,
-                                       query={"query": {"match_all": {}}}):
+        field = get(name).date_field
+        for hit in series_hits(name):
             doc = hit["_source"]
-            key = (name, doc["community_id"], docs.as_day(doc[series.date_field]))
+            key = (name, doc["community_id"], docs.as_day(doc[field]))
             assert key not in found, f"two documents for {key}"
             assert hit["_id"] == docs.doc_id(doc["community_id"], key[2])
-            found[key] = doc if stamps else {k: v for k, v in doc.items()
-                                              if k not in STAMPS + PLACE}
+            found[key] = doc if stamps else without(doc, STAMPS + PLACE)
     return found
 
 

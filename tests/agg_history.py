@@ -10,9 +10,8 @@ event builders (request context, user agent, address, session) and
 :func:`index_migrated` indexes as a legacy stock month to be migrated.
 """
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
-import time_machine
 from flask import current_app, session
 from invenio_access.permissions import system_identity
 from invenio_communities.proxies import current_communities
@@ -30,6 +29,7 @@ from invenio_stats_dashboard.utils.usage_events import (
     view_event,
 )
 
+from agg_common import calendar, travel
 from agg_oracle import Event, History, Record
 
 #: Day 0 of the history: about four months back, 12 days before a month's first day.
@@ -39,19 +39,7 @@ LAST_DAY = 36  # the range aggregated: d0 .. d36
 ROBOT_UA = "Googlebot/2.1 (+http://www.google.com/bot.html)"  # a robot (U2)
 MACHINE_UA = "curl/8.5.0"                                      # a robot and a machine (U2)
 IPS = ["81.2.69.142", "8.8.8.8", "130.237.0.1", "193.0.6.139"]
-
-
-def day(n):
-    return D0 + timedelta(days=n)
-
-
-def at(n, hours=0, minutes=0, seconds=0, millis=0):
-    return (datetime.combine(day(n), time(0), tzinfo=timezone.utc)
-            + timedelta(hours=hours, minutes=minutes, seconds=seconds, milliseconds=millis))
-
-
-def travel(when):
-    return time_machine.travel(when, tick=False)
+day, at = calendar(D0)  # day(n): the date; at(n, hours, minutes, seconds, millis): an instant
 
 
 def resolve(record_id):

@@ -24,14 +24,11 @@ community A (``alpha``), G (``gamma``, deleted on D5) and ``global``:
 * r5  O, metadata-only: published D7 10:00, in A 11:00, out 12:00 (one of each).
 """
 
-from datetime import date, datetime, timezone
+from datetime import date
 from types import SimpleNamespace
 
-import time_machine
 from invenio_access.permissions import system_identity
 from invenio_communities.proxies import current_communities
-from invenio_search.engine import search
-from invenio_search.proxies import current_search_client
 
 from invenio_stats_dashboard.aggregations import documents as docs
 from invenio_stats_dashboard.aggregations.runner import aggregate
@@ -39,17 +36,10 @@ from invenio_stats_dashboard.aggregations.series import get
 from invenio_stats_dashboard.demo import rdm
 from invenio_stats_dashboard.services import events_log as log
 
+from agg_common import calendar, series_hits, travel
 
-def D(n):  # noqa: N802 - a day of the history
-    return date(2024, 5, n)
-
-
-def at(day, hour, minute=0):
-    return datetime(2024, 5, day, hour, minute, tzinfo=timezone.utc)
-
-
-def _travel(when):
-    return time_machine.travel(when, tick=False)
+#: ``D(n)``: the date n May 2024 (day 0 is 30 April); ``at(n, hour, minute)``: an instant on it.
+D, at = calendar(date(2024, 4, 30))
 
 
 def _data(title, files=False, **kw):
@@ -60,50 +50,50 @@ def build(identities, communities):
     """Drive the history above; returns ids of records, versions and communities."""
     O, P = identities["owner"], identities["depositor"]  # noqa: N806
     A = communities["alpha"].id  # noqa: N806
-    with _travel(at(1, 9)):
+    with travel(at(1, 9)):
         G = rdm.create_community(O, f"{A[:8]}-gamma", "Gamma").id  # noqa: N806
-    with _travel(at(1, 10)):
+    with travel(at(1, 10)):
         r1 = rdm.create_record(O, _data("r1", resource_type="dataset", languages=["eng"],
                                         creators_affiliations=["01ggx4157"],
                                         contributors_affiliations=["01ggx4157", "05gq02987"],
                                         funders=["00k4n6c32"]), community_id=A)
-    with _travel(at(1, 11)):
+    with travel(at(1, 11)):
         v1 = rdm.create_record(O, _data("v1"), community_id=A)
-    with _travel(at(2, 9)):
+    with travel(at(2, 9)):
         data = _data("r3", files=True, resource_type="software", rights=["cc-by-4.0"],
                      publication_date="2023")
         data["metadata"]["funding"] = [{"funder": {"name": "Acme Foundation"}}]
         r3 = rdm.create_record(O, data, files={"c.csv": b"x" * 7}, community_id=A)
-    with _travel(at(2, 9, 30)):
+    with travel(at(2, 9, 30)):
         rdm.add_to_community(O, r3.id, G)
-    with _travel(at(2, 10)):
+    with travel(at(2, 10)):
         r2 = rdm.create_record(P, _data("r2", files=True, languages=["eng", "fra"]),
                                files={"a.csv": b"x" * 10, "b.txt": b"y" * 5})
-    with _travel(at(2, 11)):
+    with travel(at(2, 11)):
         request = rdm.add_to_community(P, r2.id, A, require_review=True)[0]
         rdm.accept_request(O, request)
-    with _travel(at(3, 11)):
+    with travel(at(3, 11)):
         rdm.remove_from_community(O, r1.id, A)
-    with _travel(at(3, 12)):
+    with travel(at(3, 12)):
         rdm.add_to_community(O, r1.id, A)
-    with _travel(at(4, 9)):
+    with travel(at(4, 9)):
         rdm.delete_record(r3.id)
-    with _travel(at(4, 10)):
+    with travel(at(4, 10)):
         rdm.remove_from_community(O, r2.id, A)
-    with _travel(at(5, 9)):
+    with travel(at(5, 9)):
         current_communities.service.delete(system_identity, G, data={
             "removal_reason": {"id": "spam"}, "is_visible": False})
-    with _travel(at(5, 10)):
+    with travel(at(5, 10)):
         rdm.delete_record(r2.id)
-    with _travel(at(5, 12)):
+    with travel(at(5, 12)):
         v2 = rdm.new_version(O, v1.id, publication_date="1850", files={"d.pdf": b"z" * 20})
-    with _travel(at(6, 9)):
+    with travel(at(6, 9)):
         rdm.restore_record(r3.id)
-    with _travel(at(7, 10)):
+    with travel(at(7, 10)):
         r5 = rdm.create_record(O, _data("r5"))
-    with _travel(at(7, 11)):
+    with travel(at(7, 11)):
         rdm.add_to_community(O, r5.id, A)
-    with _travel(at(7, 12)):
+    with travel(at(7, 12)):
         rdm.remove_from_community(O, r5.id, A)
     log.refresh()
     return SimpleNamespace(A=A, G=G, r1=r1.id, v1=v1.id, v2=v2.id, r2=r2.id, r3=r3.id,
@@ -164,16 +154,6 @@ def run(names, community_ids, first, last, **kwargs):
 
 def read(name, community_id):
     """``{day: document}`` of a series for a community."""
-    series = get(name)
-    alias = docs.alias_name(series)
-    if not current_search_client.indices.exists_alias(name=alias):
-        return {}
-    current_search_client.indices.refresh(index=alias)
-    hits = search.helpers.scan(current_search_client, index=alias, query={
-        "query": {"term": {"community_id": community_id}}})
-    return {docs.as_day(h["_source"][series.date_field][:10]): h["_source"] for h in hits}
-
-
-def without_timestamps(documents):
-    return {day: {k: v for k, v in doc.items() if k not in ("timestamp", "updated_timestamp")}
-            for day, doc in documents.items()}
+    field = get(name).date_field
+    return {docs.as_day(h["_source"][field][:10]): h["_source"]
+            for h in series_hits(name, {"term": {"community_id": community_id}})}

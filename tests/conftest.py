@@ -293,6 +293,14 @@ def legacy_events(services, records, versioned_record):
 
 
 @pytest.fixture()
+def agg_test_family(monkeypatch):
+    """The engine runs ``agg_family`` for its two series (the engine tests' modules)."""
+    import agg_family
+
+    agg_family.register(monkeypatch.setitem)
+
+
+@pytest.fixture()
 def child_env(services, monkeypatch, tmp_path):
     """Configuration the ``invenio`` child process needs to reach this run's data."""
     cfg = services.config

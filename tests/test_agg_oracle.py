@@ -6,18 +6,15 @@ can trust it. Each expected number below was worked out from the counting
 rules on paper (the rule is named next to it).
 """
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 
+from agg_common import calendar
 from agg_compare import compare, diff
 from agg_oracle import GLOBAL, Event, History, Oracle, Record, publication_day, record_values
 
 D0 = date(2024, 3, 10)
 C, K = "c-uuid", "k-uuid"
-
-
-def at(day, hours=0, minutes=0, seconds=0, millis=0):
-    base = datetime(D0.year, D0.month, D0.day, tzinfo=timezone.utc) + timedelta(days=day)
-    return base + timedelta(hours=hours, minutes=minutes, seconds=seconds, milliseconds=millis)
+day, at = calendar(D0)
 
 
 def rec(id_, parent=None, owner="1", created=None, published="2024-03-01", files=(),
@@ -28,10 +25,6 @@ def rec(id_, parent=None, owner="1", created=None, published="2024-03-01", files
                          **metadata}}
     return Record(id_, parent or f"p-{id_}", owner, created or at(0), publication_day(published),
                   bool(files), files, record_values(data, files))
-
-
-def day(n):
-    return D0 + timedelta(days=n)
 
 
 def blocks(doc):

@@ -19,7 +19,6 @@ from invenio_stats_dashboard.cli import cli
 from invenio_stats_dashboard.utils.jobs import JobLock, holder
 from invenio_stats_dashboard.utils.process_manager import ProcessManager
 
-import agg_family
 from agg_helpers import (
     D0,
     DAY,
@@ -28,27 +27,14 @@ from agg_helpers import (
     TODAY,
     TYPES,
     bookmarks,
-    build_history,
-    oracle,
+    history_fixture,
     read_all,
     reset,
 )
 
 CHILD = str(Path(__file__).with_name("agg_child.py"))
-
-
-@pytest.fixture(autouse=True)
-def family(monkeypatch):
-    agg_family.register(monkeypatch.setitem)
-
-
-@pytest.fixture(scope="module")
-def history(services, make_record, identities, communities):
-    _, changes = build_history(make_record, identities, communities)
-    return {"changes": changes, "expected": oracle(changes),
-            "alpha": str(communities["alpha"].id), "beta": str(communities["beta"].id),
-            "alpha_slug": communities["alpha"].data["slug"],
-            "beta_slug": communities["beta"].data["slug"]}
+pytestmark = pytest.mark.usefixtures("agg_test_family")
+history = history_fixture()
 
 
 def run(app, *args, **kwargs):

@@ -17,11 +17,7 @@ from conftest import RUN_PREFIX
 from legacy_indices import create_stock_months
 
 OTHER = f"other-{RUN_PREFIX}stats-community-events-2024"  # another instance's log
-
-
-@pytest.fixture(autouse=True)
-def family(monkeypatch):
-    agg_family.register(monkeypatch.setitem)
+pytestmark = pytest.mark.usefixtures("agg_test_family")
 
 
 def names(pattern):

@@ -13,7 +13,8 @@ import pytest
 from invenio_stats_dashboard.aggregations import record_metrics, records
 from invenio_stats_dashboard.services import events_log as log
 
-from aggregation_history import D, build, read, run, totals_of, without_timestamps
+from agg_common import without_timestamps
+from aggregation_history import D, build, read, run, totals_of
 
 ADDED = "community-records-delta-added-agg"
 KEYS = ("resource_types", "access_statuses", "languages", "subjects", "rights", "funders",

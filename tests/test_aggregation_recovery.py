@@ -28,39 +28,21 @@ from agg_helpers import (
     TODAY,
     TYPES,
     bookmarks,
-    build_history,
-    oracle,
+    history_fixture,
     overlapping,
     read_all,
     reset,
     spans,
+    stepped_config,
     valid_through_bookmarks,
 )
 from fault_proxy import FaultProxy
 
 CHILD = str(Path(__file__).with_name("agg_child.py"))
 INTERVAL = 100
-
-
-@pytest.fixture(scope="module")
-def app_config(app_config):
-    app_config["COMMUNITY_STATS_CATCHUP_INTERVAL"] = INTERVAL
-    return app_config
-
-
-@pytest.fixture(autouse=True)
-def family(monkeypatch):
-    import agg_family
-
-    agg_family.register(monkeypatch.setitem)
-
-
-@pytest.fixture(scope="module")
-def history(services, make_record, identities, communities):
-    _, changes = build_history(make_record, identities, communities)
-    alpha, beta = str(communities["alpha"].id), str(communities["beta"].id)
-    return {"changes": changes, "communities": ["global", alpha, beta],
-            "expected": oracle(changes)}
+pytestmark = pytest.mark.usefixtures("agg_test_family")
+app_config = stepped_config(INTERVAL)
+history = history_fixture(["global", "alpha", "beta"])
 
 
 @pytest.fixture()
@@ -73,10 +55,24 @@ def env(child_env, monkeypatch):
     return monkeypatch
 
 
+def community_args(history):
+    return [a for c in history["communities"] for a in ("--community-id", c)]
+
+
 def aggregate_argv(history, *extra):
-    communities = [a for c in history["communities"] for a in ("--community-id", c)]
     return [sys.executable, CHILD, "invenio", "community-stats", "aggregate", "--force",
-            "--no-show-progress", *TYPES, *communities, *extra]
+            "--no-show-progress", *TYPES, *community_args(history), *extra]
+
+
+def start_until(history, ready, **streams):
+    """A catching-up run in another process, returned once ``ready()`` (while it runs)."""
+    proc = subprocess.Popen(aggregate_argv(history, "--until-caught-up"), text=True,
+                            **streams)
+    deadline = time.monotonic() + 120
+    while not ready():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc
 
 
 def written():
@@ -129,12 +125,8 @@ def test_sigkill_at_random_points_then_rerun_gives_the_uninterrupted_documents(h
 def test_a_killed_runs_locks_stop_blocking_within_the_lease(history, env):
     """G21: the lease (1 s here, STATS_DASHBOARD_LOCK_LEASE) — not 24 hours."""
     reset()
-    proc = subprocess.Popen(aggregate_argv(history, "--until-caught-up"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not any(n.startswith("agg:") for n in list_locks()):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    proc = start_until(history, lambda: any(n.startswith("agg:") for n in list_locks()),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     held = sorted(list_locks())
     assert "community_stats_aggregation" in held
     proc.kill()
@@ -166,12 +158,8 @@ def test_two_concurrent_runs_never_compute_a_unit_twice_at_once(history, env):
 
 def test_a_second_run_is_skipped_while_the_first_holds_the_run_lock(history, env):
     reset()
-    first = subprocess.Popen(aggregate_argv(history, "--until-caught-up"),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while holder("community_stats_aggregation") is None:
-        assert first.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    first = start_until(history, lambda: holder("community_stats_aggregation") is not None,
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     second = subprocess.run(aggregate_argv(history), capture_output=True, text=True,
                             timeout=300)
     assert second.returncode == 1
@@ -204,7 +192,7 @@ def test_cluster_lost_mid_run_one_error_line_then_the_next_run_completes(
         with app.app_context():  # the command runs on the proxied app
             result = app.test_cli_runner().invoke(
                 cli, ["aggregate", "--until-caught-up", "--no-show-progress", *TYPES,
-                      *[a for c in history["communities"] for a in ("--community-id", c)]])
+                      *community_args(history)])
     assert result.exit_code == 1, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
@@ -215,9 +203,7 @@ def test_cluster_lost_mid_run_one_error_line_then_the_next_run_completes(
     assert valid_through_bookmarks(expected)
     runner = services.test_cli_runner()
     again = runner.invoke(cli, ["aggregate", "--force", "--until-caught-up",
-                                "--no-show-progress", *TYPES,
-                                *[a for c in history["communities"]
-                                  for a in ("--community-id", c)]])
+                                "--no-show-progress", *TYPES, *community_args(history)])
     assert again.exit_code == 0, again.output
     assert read_all() == expected
 
@@ -266,12 +252,8 @@ def test_a_catch_up_on_two_celery_workers_gives_the_single_process_documents(
 def test_sigterm_stops_cleanly_with_one_error_line(history, env):
     """A stopping worker or ``processes cancel`` (SIGTERM): the run stops between days."""
     reset()
-    proc = subprocess.Popen(aggregate_argv(history, "--until-caught-up"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while written() < 200:
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    proc = start_until(history, lambda: written() >= 200,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.terminate()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, out + err

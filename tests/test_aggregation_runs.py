@@ -11,7 +11,6 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-import time_machine
 from invenio_search.engine import search
 
 from invenio_stats_dashboard.aggregations import engine
@@ -20,6 +19,7 @@ from invenio_stats_dashboard.demo import rdm
 from invenio_stats_dashboard.services import events_log as log
 
 import agg_family
+from agg_common import travel
 from agg_helpers import (
     D0,
     DAY,
@@ -28,35 +28,20 @@ from agg_helpers import (
     TODAY,
     at,
     bookmarks,
-    build_history,
+    history_fixture,
     oracle,
     read_all,
     reset,
+    stepped_config,
     valid_through_bookmarks,
 )
 from fault_proxy import FaultProxy, is_node_stats
 
 INTERVAL = 100
 SERIES = [DELTA, SNAPSHOT]
-
-
-@pytest.fixture(scope="module")
-def app_config(app_config):
-    app_config["COMMUNITY_STATS_CATCHUP_INTERVAL"] = INTERVAL
-    return app_config
-
-
-@pytest.fixture(autouse=True)
-def family(monkeypatch):
-    agg_family.register(monkeypatch.setitem)
-
-
-@pytest.fixture(scope="module")
-def history(services, make_record, identities, communities):
-    ids, changes = build_history(make_record, identities, communities)
-    alpha, beta = str(communities["alpha"].id), str(communities["beta"].id)
-    return {"ids": ids, "changes": changes, "alpha": alpha, "beta": beta,
-            "communities": [alpha, beta, "global"]}
+pytestmark = pytest.mark.usefixtures("agg_test_family")
+app_config = stepped_config(INTERVAL)
+history = history_fixture(["alpha", "beta", "global"])
 
 
 def run(history, **kwargs):
@@ -103,7 +88,7 @@ def test_late_data_recompute_rewrites_those_days_and_rederives_snapshots(
     run(history, until_caught_up=True)
     before = read_all(stamps=True)
     late = D0 + 100 * DAY  # a record joins beta on that day, after the aggregation ran
-    with time_machine.travel(at(100, hour=23), tick=False):
+    with travel(at(100, hour=23)):
         record = make_record()
         agg_family.count_only([record.id], replace=False)
         history["changes"] += [("global", late, "added")]  # other tests see it too

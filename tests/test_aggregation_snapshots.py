@@ -24,16 +24,8 @@ from invenio_stats_dashboard.aggregations.series import get
 from invenio_stats_dashboard.aggregations.state import AggregationState
 from invenio_stats_dashboard.aggregations.status import clear_bookmarks
 
-from aggregation_history import (
-    D,
-    build,
-    facts,
-    members,
-    read,
-    run,
-    totals_of,
-    without_timestamps,
-)
+from agg_common import without_timestamps
+from aggregation_history import D, build, facts, members, read, run, totals_of
 
 DELTA, SNAPSHOT = "community-records-delta-added-agg", "community-records-snapshot-added-agg"
 ALL_KEYS = ("resource_types", "access_statuses", "file_types")

@@ -24,6 +24,7 @@ from invenio_stats_dashboard.proxies import current_event_reindexing_service
 from invenio_stats_dashboard.search_indices.event_builders import EnrichedEventsIndexer
 from invenio_stats_dashboard.services import events_log
 
+from agg_common import without_timestamps
 from agg_history import (
     LAST_DAY,
     Driver,
@@ -266,8 +267,5 @@ def test_running_a_range_again_changes_nothing(world, aggregated):
     aggregate(start=day(10), end=day(20), ignore_bookmark=True)
     aggregate(ignore_bookmark=True)
     after = read_all()
-    strip = lambda docs: {k: {f: v for f, v in d.items()  # noqa: E731
-                              if f not in ("timestamp", "updated_timestamp")}
-                          for k, d in docs.items()}
     for series in SERIES:
-        assert strip(after[series]) == strip(before[series]), series
+        assert without_timestamps(after[series]) == without_timestamps(before[series]), series

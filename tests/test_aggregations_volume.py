@@ -16,10 +16,9 @@ expected documents come from ``agg_oracle`` over the same inputs.
 
 import random
 import uuid
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
-import time_machine
 from invenio_search.engine import search
 from invenio_search.proxies import current_search_client
 from invenio_search.utils import prefix_index
@@ -31,6 +30,7 @@ from invenio_stats_dashboard.utils.usage_events import download_event
 from invenio_stats_dashboard.proxies import current_event_reindexing_service
 from invenio_stats_dashboard.services import events_log
 
+from agg_common import calendar, travel
 from agg_history import enable_dashboard, resolve
 from agg_compare import compare
 from agg_oracle import GLOBAL, Event, History, Oracle, Record, days
@@ -40,11 +40,7 @@ from agg_run import aggregate, engine, read_all, report, required_from
 RECORDS, PARENTS, PUBLISHERS = 10_050, 10_000, 1_200
 VIEWS, DOWNLOADS, VISITORS = 10_200, 600, 2_100
 V = (datetime.now(timezone.utc).date().replace(day=1) - timedelta(days=150)).replace(day=10)
-
-
-def at(n, hours=0, millis=0):
-    return (datetime.combine(V + timedelta(days=n), time(0), tzinfo=timezone.utc)
-            + timedelta(hours=hours, milliseconds=millis))
+_, at = calendar(V)  # at(n, hours, ..., millis): an instant on day V + n
 
 
 def clone(template, n):
@@ -78,7 +74,7 @@ def volume(services, make_record, communities):
     a = communities["alpha"].id
     enable_dashboard(a)
     history = History()
-    with time_machine.travel(at(-1, 10), tick=False):
+    with travel(at(-1, 10)):
         real = make_record(community_id=a, files={"tmpl.dat": b"0123456789"},
                            languages=["eng"], publisher="Template Press")
     history.publish(at(-1, 10), real.id)

@@ -156,8 +156,9 @@ def test_past_years_rewritten_are_flagged_for_the_cache(history):
 
 
 def test_a_health_threshold_crossed_mid_run_stops_at_the_last_complete_day(
-        history, create_app, app_config):
+        history, create_app, app_config, monkeypatch):
     """The heap reading goes over the threshold after a while: clean stop, then resume."""
+    monkeypatch.setattr(engine, "HEALTH_SECONDS", 0.0)  # checked at every unit (a short run)
     reset()
     expected = oracle(history["changes"])
     readings = []

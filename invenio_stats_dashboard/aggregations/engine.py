@@ -325,8 +325,9 @@ class Guard:
             return None
         self._checked = now
         why = self.stop() if self.stop else None
-        if why or not self.health or (not force and now - self._health_checked < HEALTH_SECONDS):
-            return why
+        if why or not self.health or now - self._health_checked < HEALTH_SECONDS:
+            return why  # throttled even when forced: one per unit would cost two
+            # cluster requests per (series, community) of every hourly run
         self._health_checked = now
         check = self.health()
         return None if check["is_healthy"] else f"health check: {check['reason']}"

@@ -44,3 +44,22 @@ class CommunityEventsNotInitializedError(StatsDashboardError):
 
 class UsageEventsNotMigratedError(StatsDashboardError):
     """Usage events lack the enrichment fields (run the migration)."""
+
+
+class InvalidStatsRequest(InvalidInputError):
+    """A stats API request is malformed (unknown param, bad date, ...): HTTP 400.
+
+    The message is shown to the caller as is, so it names the bad field.
+    """
+
+
+class CommunityNotFound(StatsDashboardError):
+    """The community does not exist OR the caller may not read it: HTTP 404.
+
+    Both cases share one error so the API never leaks a restricted
+    community's existence.
+    """
+
+
+class StatsPermissionDenied(StatsDashboardError):
+    """The caller may see the community but not its statistics: HTTP 403."""

@@ -236,6 +236,14 @@ STATS_CACHE_DEFAULT_TTL = 365  # days; None/0 = no expiry (effective, see docstr
 STATS_CACHE_COMPRESSION_METHOD = "gzip"  # compressed JSON serializer default
 STATS_AGG_REGISTRY_REDIS_DB = 8  # job-flag registry (ignored with REDIS_URL set)
 STATS_AGG_REGISTRY_PREFIX = "stats_agg_registry"
+# ours (services/response_cache.py): an entry computed while its aggregations are
+# incomplete is kept this many seconds only (0 = not stored); concurrent misses of
+# one key wait at most STATS_CACHE_LOCK_WAIT seconds for the computing request;
+# its lock's lease (None = STATS_DASHBOARD_LOCK_LEASE); bases generated per category.
+STATS_CACHE_INCOMPLETE_TTL = 300
+STATS_CACHE_LOCK_WAIT = 120
+STATS_CACHE_LOCK_LEASE = None
+STATS_CACHE_DATE_BASES = ("added",)
 
 # --- 10. Usage-event migration (reindexing) settings ---
 

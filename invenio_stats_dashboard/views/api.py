@@ -30,6 +30,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 
 from ..exceptions import CommunityNotFound, InvalidStatsRequest, StatsPermissionDenied
+from ..resources.categories import camel
 from .series_blocks import clip_block, merge_blocks, restrict
 
 #: The queries this endpoint serves: the four series sets the dashboard reads,
@@ -105,11 +106,12 @@ def _parse_date(name, value, query):
 
 
 def max_history_years(community_id):
-    """The longest range (in calendar years) one request may span.
+    """How many calendar years back (this one included) a request may reach.
 
-    The dashboard never offers more than ``maxHistoryYears`` (spec §4.9); a
-    larger range would make one request compute up to that many uncached
-    year blocks, so it is refused (400) instead.
+    ``maxHistoryYears`` (spec §4.9) caps how far back the dashboard goes; a
+    range reaching further, or into a future year, would make one request
+    compute that many year blocks of nothing (and the cache holds no such
+    years), so it is refused (400) instead.
     """
     ui = current_app.config.get("STATS_DASHBOARD_UI_CONFIG", {})
     kind = "global" if community_id == "global" else "community"
@@ -123,16 +125,21 @@ def _string_param(name, value, query):
     return value
 
 
-def _camel(key):
-    head, *rest = key.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+def _known_keys(query):
+    """``(subcount keys, metric keys)`` the query's series set may contain (camelCase).
 
+    From the category tables and ``COMMUNITY_STATS_SUBCOUNTS`` — the same
+    rule the transformer lays out its keys by — so validation happens before
+    anything is computed or cached.
+    """
+    from ..resources.categories import CATEGORIES, camel
 
-def _known_keys(query, date_basis):
-    """``(subcount keys, metric keys)`` the query's series set may contain (camelCase)."""
-    from ..resources import categories
-
-    return categories.series_keys(query, date_basis)
+    category = CATEGORIES[query]
+    keys = ["global"] + [out for out, _, _ in category.subcounts(
+        current_app.config.get("COMMUNITY_STATS_SUBCOUNTS"))]
+    if category.file_presence:
+        keys.append("file_presence")
+    return {camel(k) for k in keys}, {camel(m.key) for m in category.metrics}
 
 
 def parse_query(name, entry):
@@ -180,6 +187,12 @@ def parse_query(name, entry):
     if end.year - start.year + 1 > limit:
         raise ApiError(400, f"Query {name}: the range {start}..{end} spans "
                             f"{end.year - start.year + 1} years; at most {limit} per request")
+    this_year = date.today().year
+    if end.year > this_year:
+        raise ApiError(400, f"Query {name}: end_date {end} is after the current year")
+    if start.year <= this_year - limit:
+        raise ApiError(400, f"Query {name}: start_date {start} is before the history window "
+                            f"({limit} years: from {this_year - limit + 1}-01-01)")
 
     date_basis = params.get("date_basis", "added")
     if date_basis is None:
@@ -194,14 +207,14 @@ def parse_query(name, entry):
 
     category = metric = None
     if params.get("category") is not None or params.get("metric") is not None:
-        subcounts, metrics = _known_keys(name, date_basis)
+        subcounts, metrics = _known_keys(name)
         if params.get("category") is not None:
-            category = _camel(_string_param("category", params["category"], name))
+            category = camel(_string_param("category", params["category"], name))
             if category not in subcounts:
                 raise ApiError(400, f"Query {name}: unknown category "
                                     f"{params['category']!r}")
         if params.get("metric") is not None:
-            metric = _camel(_string_param("metric", params["metric"], name))
+            metric = camel(_string_param("metric", params["metric"], name))
             if metric not in metrics:
                 raise ApiError(400, f"Query {name}: unknown metric {params['metric']!r}")
     return DashboardQuery(name, community_id, start, end, date_basis, category, metric,
@@ -286,24 +299,19 @@ def _computer(query, year, optimize):
 def year_blocks(query):
     """``[(year, JSON bytes)]`` of every calendar year of the query's range.
 
-    Blocks come from the response cache (computed and stored on a miss, when
-    aggregation is complete — ``ResponseCache.get_or_create``). A request whose
-    ``optimize`` differs from the configured one asks for another metric set
-    than the cache holds: it is computed directly and never stored.
+    Blocks come from the response cache (computed and stored on a miss —
+    ``ResponseCache.get_or_create``: one computation per missing entry, stored
+    only as its completeness gate allows). Entries are keyed by ``optimize``
+    too, so a request for the other metric set never gets this one's bytes.
     """
     from ..services.response_cache import ResponseCache
 
     optimize = _config_optimize() if query.optimize is None else query.optimize
-    cache = ResponseCache() if optimize == _config_optimize() else None
-    blocks = []
-    for year in range(query.start.year, query.end.year + 1):
-        compute = _computer(query, year, optimize)
-        if cache is None:
-            blocks.append((year, orjson.dumps(compute())))
-        else:
-            blocks.append((year, cache.get_or_create(query.community_id, year, query.name,
-                                                     query.date_basis, compute)))
-    return blocks
+    cache = ResponseCache()
+    return [(year, cache.get_or_create(query.community_id, year, query.name,
+                                       query.date_basis, _computer(query, year, optimize),
+                                       optimize=optimize))
+            for year in range(query.start.year, query.end.year + 1)]
 
 
 def _full_year(query):

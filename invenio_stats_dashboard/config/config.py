@@ -152,9 +152,20 @@ STATS_DASHBOARD_TEMPLATES = {
     "global": "invenio_stats_dashboard/stats_dashboard.html",
     "community": "invenio_communities/details/stats/index.html",
 }
-# Filled by the API work (mimetype -> response function: JSON, JSON+br,
-# JSON+gzip, CSV, XLSX, XML).
-COMMUNITY_STATS_SERIALIZERS = {}
+# Content negotiation of /api/stats-dashboard: mimetype -> serializer (import
+# string or callable ``(results, **options) -> (body bytes, headers)``); add
+# entries for more formats. JSON answers a missing Accept or */* (docs/exports.md).
+_SERIALIZERS = "invenio_stats_dashboard.resources.serializers"
+COMMUNITY_STATS_SERIALIZERS = {
+    "application/json": f"{_SERIALIZERS}.json:json_serializer",
+    "application/json+gzip": f"{_SERIALIZERS}.json:gzip_json_serializer",
+    "application/json+br": f"{_SERIALIZERS}.json:brotli_json_serializer",
+    "text/csv": f"{_SERIALIZERS}.archives:csv_serializer",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (
+        f"{_SERIALIZERS}.archives:xlsx_serializer"
+    ),
+    "application/xml": f"{_SERIALIZERS}.xml:xml_serializer",
+}
 # Filled by the API work (14 STATS_QUERIES entries; app-config copy is the
 # allow-list of /api/stats-dashboard).
 COMMUNITY_STATS_QUERIES = {}

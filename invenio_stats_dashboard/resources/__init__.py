@@ -1,0 +1,2 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""Dashboard API resources: data series, queries, permissions and serializers."""

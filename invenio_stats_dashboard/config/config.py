@@ -156,6 +156,7 @@ STATS_DASHBOARD_TEMPLATES = {
     "global": "invenio_stats_dashboard/stats_dashboard.html",
     "community": "invenio_communities/details/stats/index.html",
 }
+<<<<<<< HEAD
 # Filled by the API work (mimetype -> response function: JSON, JSON+br,
 # JSON+gzip, CSV, XLSX, XML).
 COMMUNITY_STATS_SERIALIZERS = {}
@@ -165,6 +166,25 @@ COMMUNITY_STATS_QUERIES = _stats_queries(_stats_query_permission_factory)
 # Class (or import string) with can_read_stats(identity, community); None: the
 # default (whoever may read the community may read its statistics).
 COMMUNITY_STATS_PERMISSION_POLICY = None
+=======
+# Content negotiation of /api/stats-dashboard: mimetype -> serializer (import
+# string or callable ``(results, **options) -> (body bytes, headers)``); add
+# entries for more formats. JSON answers a missing Accept or */* (docs/exports.md).
+_SERIALIZERS = "invenio_stats_dashboard.resources.serializers"
+COMMUNITY_STATS_SERIALIZERS = {
+    "application/json": f"{_SERIALIZERS}.json:json_serializer",
+    "application/json+gzip": f"{_SERIALIZERS}.json:gzip_json_serializer",
+    "application/json+br": f"{_SERIALIZERS}.json:brotli_json_serializer",
+    "text/csv": f"{_SERIALIZERS}.archives:csv_serializer",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (
+        f"{_SERIALIZERS}.archives:xlsx_serializer"
+    ),
+    "application/xml": f"{_SERIALIZERS}.xml:xml_serializer",
+}
+# Filled by the API work (14 STATS_QUERIES entries; app-config copy is the
+# allow-list of /api/stats-dashboard).
+COMMUNITY_STATS_QUERIES = {}
+>>>>>>> api-serializers
 
 # --- 8. Celery beat schedules and locks ---
 

@@ -70,6 +70,7 @@ class DashboardQuery:
     category: str | None
     metric: str | None
     optimize: bool | None
+    requested_community: str = "global"  # as the caller wrote it (export file names)
 
 
 # --- validation ------------------------------------------------------------------
@@ -218,7 +219,7 @@ def parse_query(name, entry):
             if metric not in metrics:
                 raise ApiError(400, f"Query {name}: unknown metric {params['metric']!r}")
     return DashboardQuery(name, community_id, start, end, date_basis, category, metric,
-                          optimize)
+                          optimize, community_id)
 
 
 def resolve_for_caller(queries):
@@ -360,7 +361,12 @@ def stats_dashboard():
         if mimetype == JSON:
             return Response(_json_bytes(parts), status=200, mimetype=JSON)
         results = {name: orjson.loads(raw) for name, raw in parts}
-        payload, headers = serialize(results, mimetype)
+        first = queries[0]
+        options = {"start_date": min(q.start for q in queries).isoformat(),
+                   "end_date": max(q.end for q in queries).isoformat()}
+        if first.requested_community != "global":
+            options["community"] = first.requested_community
+        payload, headers = serialize(results, mimetype, **options)
         return Response(payload, status=200, headers=headers)
     except ApiError as error:
         return error_response(error.status, error.message)

@@ -156,17 +156,6 @@ STATS_DASHBOARD_TEMPLATES = {
     "global": "invenio_stats_dashboard/stats_dashboard.html",
     "community": "invenio_communities/details/stats/index.html",
 }
-<<<<<<< HEAD
-# Filled by the API work (mimetype -> response function: JSON, JSON+br,
-# JSON+gzip, CSV, XLSX, XML).
-COMMUNITY_STATS_SERIALIZERS = {}
-# The 18 STATS_QUERIES entries (api-and-cache.md §2.2, created/published raw
-# names included); merged into STATS_QUERIES by the extension.
-COMMUNITY_STATS_QUERIES = _stats_queries(_stats_query_permission_factory)
-# Class (or import string) with can_read_stats(identity, community); None: the
-# default (whoever may read the community may read its statistics).
-COMMUNITY_STATS_PERMISSION_POLICY = None
-=======
 # Content negotiation of /api/stats-dashboard: mimetype -> serializer (import
 # string or callable ``(results, **options) -> (body bytes, headers)``); add
 # entries for more formats. JSON answers a missing Accept or */* (docs/exports.md).
@@ -181,10 +170,12 @@ COMMUNITY_STATS_SERIALIZERS = {
     ),
     "application/xml": f"{_SERIALIZERS}.xml:xml_serializer",
 }
-# Filled by the API work (14 STATS_QUERIES entries; app-config copy is the
-# allow-list of /api/stats-dashboard).
-COMMUNITY_STATS_QUERIES = {}
->>>>>>> api-serializers
+# The 18 STATS_QUERIES entries (api-and-cache.md §2.2, created/published raw
+# names included); merged into STATS_QUERIES by the extension.
+COMMUNITY_STATS_QUERIES = _stats_queries(_stats_query_permission_factory)
+# Class (or import string) with can_read_stats(identity, community); None: the
+# default (whoever may read the community may read its statistics).
+COMMUNITY_STATS_PERMISSION_POLICY = None
 
 # --- 8. Celery beat schedules and locks ---
 

@@ -34,7 +34,9 @@ def drive(identities, communities):
     d = Driver(identities, communities)
     d.publish(at(0, 10), "a1", community=alpha, files={"a.csv": b"a" * 100})
     d.publish(at(1, 10), "a2", community=alpha)
-    d.publish(at(1, 11), "s1", community=secret, files={"s.txt": b"s" * 10})
+    d.publish(at(1, 11), "s1", community=secret, files={"s.txt": b"s" * 10},
+              record_access="restricted", access="restricted")  # a restricted community
+    # takes only restricted records
     d.publish(at(1, 12), "b1", community=beta)
     d.publish(at(3, 10), "a3", community=alpha, files={"c.pdf": b"c" * 50})  # Jan 1
     d.remove(at(4, 10), "a2", alpha)                                        # Jan 2

@@ -40,7 +40,7 @@ def app_config(app_config):
 def world(services, users, identities, communities):
     """The history, a member of the restricted community and a superuser."""
     from invenio_access.models import ActionUsers
-    from invenio_access.permissions import superuser_access
+    from invenio_access.permissions import superuser_access, system_identity
     from invenio_communities.proxies import current_communities
     from invenio_db import db
 
@@ -49,7 +49,7 @@ def world(services, users, identities, communities):
     driver = drive(identities, communities)
     secret = communities["secret"].id
     member = create_user("member@example.org")
-    current_communities.service.members.add(identities["owner"], secret, data={
+    current_communities.service.members.add(system_identity, secret, data={
         "members": [{"type": "user", "id": str(member.id)}], "role": "reader"})
     admin = create_user("admin@example.org")
     db.session.add(ActionUsers.allow(superuser_access, user=admin))
@@ -60,12 +60,27 @@ def world(services, users, identities, communities):
             "slugs": {n: c.data["slug"] for n, c in communities.items()}}
 
 
+class Client:
+    """A test client of the API app that sends the CSRF cookie and header as the
+    dashboard does (the API app enforces CSRF for session-authenticated POSTs)."""
+
+    def __init__(self, app, user=None):
+        from invenio_rest.csrf import _get_new_csrf_token
+
+        self.client = app.test_client()
+        with app.test_request_context():
+            self.token = _get_new_csrf_token()
+        self.client.set_cookie("csrftoken", self.token)
+        if user is not None:
+            login_user_via_session(self.client, user=user)
+
+    def post(self, url, data, headers):
+        return self.client.post(url, data=data, headers={"X-CSRFToken": self.token, **headers})
+
+
 def client_for(app, world, who):
-    """A test client of the API app, logged in as ``who`` (None: anonymous)."""
-    client = app.test_client()
-    if who is not None:
-        login_user_via_session(client, user=world["users"][who])
-    return client
+    """A client logged in as ``who`` (None: anonymous)."""
+    return Client(app, world["users"][who] if who is not None else None)
 
 
 def post(client, body, accept=None, content_type="application/json"):

@@ -52,6 +52,8 @@ def app_config(app_config):
     app_config["RDM_CUSTOM_FIELDS"] = [*JOURNAL_CUSTOM_FIELDS]
     app_config["STATS_DATA_SERIES_PAGE_SIZE"] = 7  # several search_after pages per query
     app_config["STATS_DATA_SERIES_PAGE_SIZE_MIN"] = 1
+    # logged-in test clients hold a session cookie; browsers send X-CSRFToken
+    app_config["REST_CSRF_ENABLED"] = False
     return app_config
 
 

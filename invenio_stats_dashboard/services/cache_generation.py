@@ -161,7 +161,7 @@ def create(community_ids=None, years=None, overwrite=False, optimize=None,
     registry = cache.registry
     this_year = datetime.now(timezone.utc).year
     batch = plan(community_ids, years, current_year_only)
-    categories, bases = category_names(), date_bases()
+    categories, bases = category_names(cache.config), date_bases(cache.config)
     summary = {"success": 0, "failed": 0, "skipped": 0, "skipped_existing": 0,
                "skipped_incomplete": 0, "errors": [], "responses": [], "cleaned": 0,
                "first_run_completed": []}

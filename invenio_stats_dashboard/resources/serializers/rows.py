@@ -50,7 +50,7 @@ class MetricBlock:
 
     query: str
     subcount: str
-    metric: str
+    metric: str | None  # None: placeholder of a subcount without metrics
     series: list
 
     @property
@@ -103,9 +103,11 @@ def iter_metrics(results):
         for subcount, metrics in series_set.items():
             if not isinstance(metrics, dict):
                 continue
-            for metric, series in metrics.items():
-                if isinstance(series, list):
-                    yield MetricBlock(query, subcount, metric, series)
+            blocks = [MetricBlock(query, subcount, m, s) for m, s in metrics.items() if isinstance(s, list)]
+            # A subcount without metrics (all pruned) still exists in the
+            # response: a ``metric=None`` block keeps its place (XLSX "No Data"
+            # workbook, XML ``seriesSet``) and yields no rows.
+            yield from blocks or [MetricBlock(query, subcount, None, [])]
 
 
 def full_date(series, date):

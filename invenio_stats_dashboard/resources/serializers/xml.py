@@ -134,9 +134,10 @@ def xml_serializer(results, community=None, start_date=None, end_date=None, **_o
     _metadata(root, blocks, now, community, start_date, end_date)
     for (query,), query_blocks in group_blocks(blocks, "query"):
         query_blocks = list(query_blocks)
-        category = _el(root, "category", name=query, id=_token(query), metricsCount=len(query_blocks))
+        count = sum(b.metric is not None for b in query_blocks)
+        category = _el(root, "category", name=query, id=_token(query), metricsCount=count)
         for (_q, subcount), sub_blocks in group_blocks(query_blocks, "query", "subcount"):
-            sub_blocks = list(sub_blocks)
+            sub_blocks = [b for b in sub_blocks if b.metric is not None]
             series_set = _el(category, "seriesSet", name=subcount, id=_token(subcount), metricsCount=len(sub_blocks))
             for block in sub_blocks:
                 _metric(series_set, block)

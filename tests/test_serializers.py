@@ -340,6 +340,36 @@ def test_xml_metadata_and_metrics():
     assert label.text == "Dataset"
 
 
+def test_site_metadata_and_unsafe_labels(schema):
+    """Publisher from the app config (lazy strings too); control characters in
+    metadata labels cannot break the XML or the workbook."""
+    from flask_babel import Babel
+    from invenio_i18n import lazy_gettext
+
+    results = {
+        "usage-delta-category": {
+            "global": {"views": [{"id": "a\x0bb", "name": "Bad\x01 label\tok", "type": "bar",
+                                  "valueType": "number", "year": 2025, "data": [["02-03", 1]]}]}
+        }
+    }
+    app = Flask("serializers-site")
+    app.config.update(THEME_SITENAME=lazy_gettext("My Repo"), APP_THEME=["semantic-ui"])
+    Babel(app)
+    with app.app_context():
+        document = _xml(results)
+        assert document.find(f"{NS}metadata/{{http://purl.org/dc/elements/1.1/}}title").text == (
+            "My Repo Data Series Collection"
+        )
+    schema.assertValid(document)
+    assert document.find(f".//{NS}series").get("id") == "ab"
+    assert document.findtext(f".//{NS}label") == "Bad label\tok"
+    members = _members(serialize(results, XLSX)[0])
+    assert parse_xlsx_archive(serialize(results, XLSX)[0]) == {
+        "usage-delta-category": {"global": {"views": {"ab": {"2025-02-03": 1}}}}
+    }
+    assert set(members) == {"usage-delta-category/global.xlsx"}
+
+
 # --- negotiation (gap 6) ---
 
 

@@ -24,7 +24,9 @@ from .xml import XML
 #: Default of ``COMMUNITY_STATS_SERIALIZERS`` (config/config.py), used outside an app.
 DEFAULT_SERIALIZERS = COMMUNITY_STATS_SERIALIZERS
 
-__all__ = ("CSV", "DEFAULT_SERIALIZERS", "JSON", "JSON_BR", "JSON_GZIP", "XLSX", "XML", "negotiate", "serialize")
+__all__ = (
+    "CSV", "DEFAULT_SERIALIZERS", "JSON", "JSON_BR", "JSON_GZIP", "XLSX", "XML", "negotiate", "serialize",
+)
 
 
 def configured_serializers():

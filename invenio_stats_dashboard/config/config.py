@@ -262,6 +262,9 @@ STATS_CACHE_INCOMPLETE_TTL = 300
 STATS_CACHE_LOCK_WAIT = 120
 STATS_CACHE_LOCK_LEASE = None
 STATS_CACHE_DATE_BASES = ("added",)
+# ours: the queries generated per (community, year); None = every STATS_QUERIES name
+# ending in "-category" (upstream's rule).
+STATS_CACHE_CATEGORIES = None
 
 # --- 10. Usage-event migration (reindexing) settings ---
 

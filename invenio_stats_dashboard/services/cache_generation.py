@@ -137,13 +137,35 @@ def plan(community_ids=None, years=None, current_year_only=False):
 
 def _components(community_id, optimize):
     """Layout component names the entry needs (None: every metric)."""
-    if not optimize:
-        return None
-    try:
-        from ..resources.queries import layout_components
-    except ImportError:
-        return None
-    return layout_components(community_id)
+    return layout_components(community_id) if optimize else None
+
+
+def layout_components(community_id):
+    """Component names of the community's layout (its ``stats:dashboard_layout``
+    custom field), else of ``STATS_DASHBOARD_LAYOUT["global_layout"]`` (config.md §5.4)."""
+    layout = None
+    if community_id != log.GLOBAL:
+        from invenio_communities.communities.records.models import CommunityMetadata
+
+        row = CommunityMetadata.query.filter_by(id=community_id).one_or_none()
+        fields = ((row.json or {}).get("custom_fields") or {}) if row is not None else {}
+        layout = fields.get("stats:dashboard_layout") or None
+    if not isinstance(layout, dict):
+        layout = (current_app.config.get("STATS_DASHBOARD_LAYOUT") or {}).get("global_layout")
+    names = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("component"), str):
+                names.add(node["component"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(layout or {})
+    return sorted(names)
 
 
 def create(community_ids=None, years=None, overwrite=False, optimize=None,
@@ -161,7 +183,7 @@ def create(community_ids=None, years=None, overwrite=False, optimize=None,
     registry = cache.registry
     this_year = datetime.now(timezone.utc).year
     batch = plan(community_ids, years, current_year_only)
-    categories, bases = category_names(), date_bases()
+    categories, bases = category_names(cache.config), date_bases(cache.config)
     summary = {"success": 0, "failed": 0, "skipped": 0, "skipped_existing": 0,
                "skipped_incomplete": 0, "errors": [], "responses": [], "cleaned": 0,
                "first_run_completed": []}

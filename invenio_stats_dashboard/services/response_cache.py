@@ -90,8 +90,12 @@ def config_version(config=None):
 
 
 def category_names(config=None):
-    """``STATS_QUERIES`` names ending in ``-category`` (the four defaults until registered)."""
-    queries = (config or current_app.config).get("STATS_QUERIES") or {}
+    """``STATS_CACHE_CATEGORIES``, else the ``STATS_QUERIES`` names ending in
+    ``-category`` (the four defaults until those are registered)."""
+    config = config or current_app.config
+    if config.get("STATS_CACHE_CATEGORIES"):
+        return tuple(config["STATS_CACHE_CATEGORIES"])
+    queries = config.get("STATS_QUERIES") or {}
     names = [n for n in queries if n.endswith("-category")]
     return tuple(n for n in DEFAULT_CATEGORIES if n in names) + tuple(
         sorted(n for n in names if n not in DEFAULT_CATEGORIES)) if names else DEFAULT_CATEGORIES

@@ -21,6 +21,7 @@ def run_generation(community_ids=None, years=None, overwrite=False, current_year
 
     try:
         with configured_job("response_caching") as job:
+            forget_stale_flags()
             def report(done, total, label):
                 job.check()  # a cancel request or a lost lock stops between items
                 if progress is not None:
@@ -35,6 +36,15 @@ def run_generation(community_ids=None, years=None, overwrite=False, current_year
     summary["success_count"] = summary["success"]
     summary["completed"] = summary["failed"] == 0
     return summary
+
+
+def forget_stale_flags():
+    """Drop ``<id>_cache_<Y>`` flags a killed generation left (only a lock holder sets them)."""
+    from ..aggregations.runner import registry_client
+
+    registry = registry_client()
+    for key in registry.scan_iter(match="*_cache_[0-9]*", count=500):
+        registry.delete(key)
 
 
 @shared_task(ignore_result=False)

@@ -24,7 +24,9 @@ from .xml import XML
 #: Default of ``COMMUNITY_STATS_SERIALIZERS`` (config/config.py), used outside an app.
 DEFAULT_SERIALIZERS = COMMUNITY_STATS_SERIALIZERS
 
-__all__ = ("CSV", "DEFAULT_SERIALIZERS", "JSON", "JSON_BR", "JSON_GZIP", "XLSX", "XML", "negotiate", "serialize")
+__all__ = (
+    "CSV", "DEFAULT_SERIALIZERS", "JSON", "JSON_BR", "JSON_GZIP", "XLSX", "XML", "negotiate", "serialize",
+)
 
 
 def configured_serializers():
@@ -54,7 +56,11 @@ def negotiate(accept_header, available=None):
     offered = _ordered(configured_serializers() if available is None else available)
     if accept_header is None or not str(accept_header).strip():
         return JSON if JSON in offered else (offered[0] if offered else None)
-    accept = parse_accept_header(str(accept_header), MIMEAccept)
+    parsed = parse_accept_header(str(accept_header), MIMEAccept)
+    # Media-type parameters (``text/csv;charset=utf-8``) would make werkzeug
+    # require the same parameters on the offered type; we offer one variant
+    # of each type, so only type/subtype and q count.
+    accept = MIMEAccept([(value.split(";", 1)[0].strip(), quality) for value, quality in parsed])
     return accept.best_match(offered, default=None)
 
 

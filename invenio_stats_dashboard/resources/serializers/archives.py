@@ -134,10 +134,12 @@ def _workbook(blocks):
         for cell in sheet[1]:
             cell.font, cell.fill = bold, grey
         for row in rows:
-            sheet.append((row.series_id, row.label, date.fromisoformat(row.date), number(row.value), row.block.unit))
+            day = date.fromisoformat(row.date)
+            sheet.append((row.series_id, row.label, day, number(row.value), row.block.unit))
             sheet.cell(sheet.max_row, 3).number_format = "yyyy-mm-dd"
     if not book.worksheets:
-        book.create_sheet("No Data").append(("No data points for this subcount in the requested range.",))
+        message = "No data points for this subcount in the requested range."
+        book.create_sheet("No Data").append((message,))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

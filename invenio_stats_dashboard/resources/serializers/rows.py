@@ -40,6 +40,8 @@ MEASUREMENTS = {
     "snapshot": "total at the end of the day",
 }
 
+#: Control characters XML 1.0 and XLSX cells cannot hold (tab, LF, CR can).
+_ILLEGAL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _MONTH_DAY = re.compile(r"^\d{2}-\d{2}$")
 _FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -50,7 +52,7 @@ class MetricBlock:
 
     query: str
     subcount: str
-    metric: str
+    metric: str | None  # None: placeholder of a subcount without metrics
     series: list
 
     @property
@@ -103,9 +105,15 @@ def iter_metrics(results):
         for subcount, metrics in series_set.items():
             if not isinstance(metrics, dict):
                 continue
-            for metric, series in metrics.items():
-                if isinstance(series, list):
-                    yield MetricBlock(query, subcount, metric, series)
+            blocks = [
+                MetricBlock(query, subcount, metric, series)
+                for metric, series in metrics.items()
+                if isinstance(series, list)
+            ]
+            # A subcount without metrics (all pruned) still exists in the
+            # response: a ``metric=None`` block keeps its place (XLSX "No Data"
+            # workbook, XML ``seriesSet``) and yields no rows.
+            yield from blocks or [MetricBlock(query, subcount, None, [])]
 
 
 def full_date(series, date):
@@ -123,14 +131,21 @@ def full_date(series, date):
     raise ValueError(f"series {series.get('id')!r}: cannot tell the year of date {date!r}")
 
 
+def text(value):
+    """``value`` as a string every format can hold (control characters removed).
+
+    Labels come from record metadata; one stray control character would make
+    the XML unparsable and openpyxl refuse the workbook.
+    """
+    return _ILLEGAL_CHARS.sub("", "" if value is None else str(value))
+
+
 def label_of(series):
     """The series' display label: ``label``/``name``; multilingual → ``en``, else first."""
     name = series.get("label", series.get("name"))
     if isinstance(name, dict):
-        if "en" in name:
-            return str(name["en"])
-        return str(next(iter(name.values()), ""))
-    return "" if name is None else str(name)
+        name = name["en"] if "en" in name else next(iter(name.values()), "")
+    return text(name)
 
 
 def iter_points(series):
@@ -143,7 +158,7 @@ def iter_rows(blocks):
     """Flatten metric blocks into ``Row`` objects (series order, then point order)."""
     for block in blocks:
         for series in block.series:
-            series_id, label = str(series.get("id", "")), label_of(series)
+            series_id, label = text(series.get("id", "")), label_of(series)
             for date, value in iter_points(series):
                 yield Row(block, series_id, label, date, value)
 

@@ -17,7 +17,7 @@ from importlib import resources
 from xml.etree import ElementTree as ET
 
 from .json import attachment
-from .rows import group_blocks, iter_metrics, iter_points, label_of, number, time_range
+from .rows import group_blocks, iter_metrics, iter_points, label_of, number, text, time_range
 
 XML = "application/xml"
 NS = "https://github.com/MESH-Research/invenio-stats-dashboard"
@@ -66,20 +66,20 @@ def _site():
         config = current_app.config
     except RuntimeError:
         config = {}
+    names = ("THEME_SITENAME", "THEME_FRONTPAGE_TITLE", "THEME_SHORT_TITLE", "APP_THEME")
+    # APP_THEME is usually a list of theme names, not a title (titles may be
+    # lazy translation strings, hence no ``isinstance(str)`` test).
     publisher = next(
-        (config.get(k) for k in ("THEME_SITENAME", "THEME_FRONTPAGE_TITLE", "THEME_SHORT_TITLE", "APP_THEME") if config.get(k)),
-        "InvenioRDM",
+        (config[k] for k in names if config.get(k) and not isinstance(config[k], (list, tuple))), "InvenioRDM"
     )
-    if not isinstance(publisher, str):  # APP_THEME is a list
-        publisher = ", ".join(map(str, publisher)) or "InvenioRDM"
     language = config.get("BABEL_DEFAULT_LOCALE") or config.get("I18N_DEFAULT_LOCALE") or "en"
-    return str(publisher), str(language)
+    return text(publisher), text(language)
 
 
 def _metadata(root, blocks, now, community, start_date, end_date):
     publisher, language = _site()
     meta = _el(root, "metadata")
-    for name, text in (
+    for name, value in (
         ("title", f"{publisher} Data Series Collection"),
         ("creator", publisher),
         ("description", "Daily statistics data series exported from the stats dashboard"),
@@ -91,7 +91,7 @@ def _metadata(root, blocks, now, community, start_date, end_date):
         ("subject", "Repository usage and content statistics"),
         ("type", "Dataset"),
     ):
-        _el(meta, name, text, DC)
+        _el(meta, name, value, DC)
     _el(meta, "generatedAt", now.isoformat())
     _el(meta, "totalCategories", len({b.query for b in blocks}))
     _el(meta, "totalDataPoints", sum(b.point_count for b in blocks))
@@ -99,7 +99,7 @@ def _metadata(root, blocks, now, community, start_date, end_date):
     if span:
         _el(meta, "timeRange", start=span[0], end=span[1])
     if community:
-        _el(meta, "community", id=community)
+        _el(meta, "community", id=text(community))
 
 
 def _metric(parent, block):
@@ -113,7 +113,7 @@ def _metric(parent, block):
         node = _el(
             metric,
             "series",
-            id=series.get("id", ""),
+            id=text(series.get("id", "")),
             type=series.get("type", "line"),
             valueType=series.get("valueType", "number"),
         )
@@ -134,10 +134,13 @@ def xml_serializer(results, community=None, start_date=None, end_date=None, **_o
     _metadata(root, blocks, now, community, start_date, end_date)
     for (query,), query_blocks in group_blocks(blocks, "query"):
         query_blocks = list(query_blocks)
-        category = _el(root, "category", name=query, id=_token(query), metricsCount=len(query_blocks))
+        count = sum(b.metric is not None for b in query_blocks)
+        category = _el(root, "category", name=query, id=_token(query), metricsCount=count)
         for (_q, subcount), sub_blocks in group_blocks(query_blocks, "query", "subcount"):
-            sub_blocks = list(sub_blocks)
-            series_set = _el(category, "seriesSet", name=subcount, id=_token(subcount), metricsCount=len(sub_blocks))
+            sub_blocks = [b for b in sub_blocks if b.metric is not None]
+            series_set = _el(
+                category, "seriesSet", name=subcount, id=_token(subcount), metricsCount=len(sub_blocks)
+            )
             for block in sub_blocks:
                 _metric(series_set, block)
     body = ET.tostring(root, encoding="utf-8", xml_declaration=True)

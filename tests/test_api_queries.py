@@ -368,3 +368,30 @@ def test_more_than_ten_thousand_documents_are_all_returned(world, app, identitie
     assert views["data"][-1] == [str(first + timedelta(days=n - 1)), n - 1]
     assert len(views["data"]) == n
     assert result["cat"]["global"]["downloads"][0]["data"][5] == ["1990-01-06", 0]
+
+
+def test_optimisation_prunes_registry_metrics_only(world, app, client):
+    """§4.7: listed subcounts keep the metrics of the given components; others keep all."""
+    from invenio_stats_dashboard.resources.queries import compute_category
+
+    a = world["a"]
+    registry = {"usage_deltas": {"global": {"views": ["Chart"], "downloads": ["Table"]},
+                                 "access_statuses": {"view_visitors": ["Chart"]}}}
+    old = app.config.get("STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY")
+    app.config["STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY"] = registry
+    try:
+        pruned = compute_category("usage-delta-category", a, FIRST, LAST,
+                                  component_names=["Chart"])
+        status, result = post(client, {
+            "opt": {"stat": "usage-delta-category", "params": {
+                "community_id": a, "optimize": True, "component_names": ["Chart"]}},
+            "all": {"stat": "usage-delta-category", "params": {"community_id": a}}})
+    finally:
+        app.config["STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY"] = old
+    assert status == 200
+    assert list(pruned["global"]) == ["views"]
+    assert list(pruned["accessStatuses"]) == ["viewVisitors"]
+    assert len(pruned["languages"]) == 10
+    assert pruned["global"]["views"] == result["all"]["global"]["views"] != []
+    assert set(result["opt"]["global"]) == {"views"}
+    assert len(result["all"]["global"]) == 10

@@ -289,6 +289,7 @@ def test_an_empty_range_is_200_with_empty_results_for_every_kind(world, client):
     ("community-usage-delta", {"community_id": 7}, "community_id"),
     ("usage-delta-series", {"subcount_id": ["x"]}, "subcount_id"),
     ("community-record-delta-created", {"date_basis": "published"}, "created"),
+    ("community-record-snapshot-published", {"date_basis": "added"}, "published"),
 ])
 def test_invalid_requests_are_400_with_a_message(client, services, stat, params, words):
     status, result = post(client, {"x": {"stat": stat, "params": params}})

@@ -21,7 +21,7 @@ from invenio_search.utils import prefix_index
 from agg_compare import diff
 from agg_history import LAST_DAY, Driver, day, drive, emit_live, enable_dashboard, \
     init_journal_field, plan_usage
-from agg_oracle import GLOBAL, SERIES, Oracle
+from agg_oracle import GLOBAL, Oracle
 from agg_run import aggregate, engine, read_all
 from api_oracle import expected_category, normalise, order_of
 

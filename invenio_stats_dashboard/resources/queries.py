@@ -21,7 +21,6 @@ from . import params as P
 from .categories import (
     CATEGORIES,
     COMPOSITE_PARTS,
-    COMPOSITE_QUERIES,
     RAW_QUERIES,
     SERIES_QUERIES,
     camel,

@@ -26,6 +26,10 @@ same fallbacks, or ``init_config`` must default that prefix as well.
 from celery.schedules import crontab
 from invenio_i18n import lazy_gettext as _
 
+from ..resources.categories import stats_queries as _stats_queries
+from ..resources.permissions import (
+    stats_query_permission_factory as _stats_query_permission_factory,
+)
 from .layout import STATS_DASHBOARD_LAYOUT  # noqa: F401
 from .subcounts import COMMUNITY_STATS_SUBCOUNTS  # noqa: F401
 
@@ -155,9 +159,12 @@ STATS_DASHBOARD_TEMPLATES = {
 # Filled by the API work (mimetype -> response function: JSON, JSON+br,
 # JSON+gzip, CSV, XLSX, XML).
 COMMUNITY_STATS_SERIALIZERS = {}
-# Filled by the API work (14 STATS_QUERIES entries; app-config copy is the
-# allow-list of /api/stats-dashboard).
-COMMUNITY_STATS_QUERIES = {}
+# The 18 STATS_QUERIES entries (api-and-cache.md §2.2, created/published raw
+# names included); merged into STATS_QUERIES by the extension.
+COMMUNITY_STATS_QUERIES = _stats_queries(_stats_query_permission_factory)
+# Class (or import string) with can_read_stats(identity, community); None: the
+# default (whoever may read the community may read its statistics).
+COMMUNITY_STATS_PERMISSION_POLICY = None
 
 # --- 8. Celery beat schedules and locks ---
 

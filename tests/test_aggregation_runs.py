@@ -152,7 +152,7 @@ def test_past_years_rewritten_are_flagged_for_the_cache(history):
     run(history)  # an hourly run: today only
     assert not list(registry.scan_iter(match="*_agg_updated_*"))
     assert registry.get("global_first_run") == b"in_progress"
-    assert not list(registry.scan_iter(match="*_agg"))  # in-progress flags are gone
+    assert not list(registry.scan_iter(match="*_agg_running"))  # in-progress flags are gone
 
 
 def test_a_health_threshold_crossed_mid_run_stops_at_the_last_complete_day(

@@ -28,6 +28,7 @@ from ..exceptions import (
     UsageEventsNotMigratedError,
 )
 from ..services import events_log as log
+from ..services.response_cache import invalidate_rewritten
 from ..services.health import HealthCheck
 from . import engine, fanout
 from .mappings import put_templates
@@ -215,7 +216,9 @@ def chain(ctx, community_id, series_list, params, guard, progress=None):
     bookmarks as they were when it took the lock), and this one skips them.
     """
     registry = registry_client()
-    registry.set(f"{community_id}_agg", str(time.time()), ex=7200)
+    # "<id>_agg_running", not "<id>_agg": a scan for "<id>_agg*" must not
+    # match the agg_updated_<year> flags (gap 18)
+    registry.set(f"{community_id}_agg_running", str(time.time()), ex=7200)
     if not any(registry.scan_iter(match=f"{community_id}_first_run*", count=100)):
         registry.set(f"{community_id}_first_run", "in_progress")
     outcome = {"worker": f"{socket.gethostname()}:{os.getpid()}", "series": {}}
@@ -236,7 +239,7 @@ def chain(ctx, community_id, series_list, params, guard, progress=None):
             finally:
                 lock.release()
     finally:
-        registry.delete(f"{community_id}_agg")
+        registry.delete(f"{community_id}_agg_running")
     return outcome
 
 
@@ -259,6 +262,7 @@ def _series(ctx, community_id, series, params, guard, progress, lock):
         info.update(error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
                     unavailable=engine.unavailable(exc))
         return info
+    mark_empty(ctx, community_id, series, units)
     if not units:
         info.update(skipped="nothing to aggregate", caught_up=True)
         return info
@@ -267,6 +271,7 @@ def _series(ctx, community_id, series, params, guard, progress, lock):
     for unit in todo:
         result = engine.run_unit(ctx, unit, lock, params["update_bookmark"], guard, progress)
         flag_updated_years((community_id, y) for y in result.years if y < ctx.today.year)
+        invalidate_rewritten((community_id, y) for y in result.years)
         info["units"] += 1
         info["docs_indexed"] += result.written
         info["seconds"] = round(info["seconds"] + result.seconds, 3)
@@ -332,6 +337,20 @@ def flag_updated_years(pairs):
     now = str(time.time())
     for community_id, year in pairs:
         client.set(f"{community_id}_agg_updated_{year}", now, ex=7 * 86400)
+
+
+def mark_empty(ctx, community_id, series, units):
+    """``<id>_agg_empty_<series>`` = today while a series has nothing to aggregate.
+
+    A community without source events (e.g. no views yet) never gets a
+    bookmark; the response cache's completeness gate reads this flag instead
+    (gap 19). Removed as soon as the series has work.
+    """
+    key = f"{community_id}_agg_empty_{series.name}"
+    if units:
+        registry_client().delete(key)
+    elif ctx.bookmark(series, community_id) is None:
+        registry_client().set(key, ctx.today.isoformat())
 
 
 def registry_client():

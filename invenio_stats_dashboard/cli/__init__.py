@@ -8,6 +8,7 @@ work are listed).
 import click
 
 from .aggregation_cli import COMMANDS as AGGREGATION_COMMANDS
+from .cache_cli import cache_cli
 from .community_events_cli import community_events_cli
 from .processes_cli import processes_cli
 from .usage_events_cli import usage_events_cli
@@ -21,6 +22,7 @@ def cli():
 
 for command in AGGREGATION_COMMANDS:
     cli.add_command(command)
+cli.add_command(cache_cli)
 cli.add_command(community_events_cli)
 cli.add_command(processes_cli)
 cli.add_command(usage_events_cli)

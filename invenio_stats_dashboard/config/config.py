@@ -26,6 +26,10 @@ same fallbacks, or ``init_config`` must default that prefix as well.
 from celery.schedules import crontab
 from invenio_i18n import lazy_gettext as _
 
+from ..resources.categories import stats_queries as _stats_queries
+from ..resources.permissions import (
+    stats_query_permission_factory as _stats_query_permission_factory,
+)
 from .layout import STATS_DASHBOARD_LAYOUT  # noqa: F401
 from .subcounts import COMMUNITY_STATS_SUBCOUNTS  # noqa: F401
 
@@ -152,12 +156,26 @@ STATS_DASHBOARD_TEMPLATES = {
     "global": "invenio_stats_dashboard/stats_dashboard.html",
     "community": "invenio_communities/details/stats/index.html",
 }
-# Filled by the API work (mimetype -> response function: JSON, JSON+br,
-# JSON+gzip, CSV, XLSX, XML).
-COMMUNITY_STATS_SERIALIZERS = {}
-# Filled by the API work (14 STATS_QUERIES entries; app-config copy is the
-# allow-list of /api/stats-dashboard).
-COMMUNITY_STATS_QUERIES = {}
+# Content negotiation of /api/stats-dashboard: mimetype -> serializer (import
+# string or callable ``(results, **options) -> (body bytes, headers)``); add
+# entries for more formats. JSON answers a missing Accept or */* (docs/exports.md).
+_SERIALIZERS = "invenio_stats_dashboard.resources.serializers"
+COMMUNITY_STATS_SERIALIZERS = {
+    "application/json": f"{_SERIALIZERS}.json:json_serializer",
+    "application/json+gzip": f"{_SERIALIZERS}.json:gzip_json_serializer",
+    "application/json+br": f"{_SERIALIZERS}.json:brotli_json_serializer",
+    "text/csv": f"{_SERIALIZERS}.archives:csv_serializer",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (
+        f"{_SERIALIZERS}.archives:xlsx_serializer"
+    ),
+    "application/xml": f"{_SERIALIZERS}.xml:xml_serializer",
+}
+# The 18 STATS_QUERIES entries (api-and-cache.md §2.2, created/published raw
+# names included); merged into STATS_QUERIES by the extension.
+COMMUNITY_STATS_QUERIES = _stats_queries(_stats_query_permission_factory)
+# Class (or import string) with can_read_stats(identity, community); None: the
+# default (whoever may read the community may read its statistics).
+COMMUNITY_STATS_PERMISSION_POLICY = None
 
 # --- 8. Celery beat schedules and locks ---
 
@@ -236,6 +254,17 @@ STATS_CACHE_DEFAULT_TTL = 365  # days; None/0 = no expiry (effective, see docstr
 STATS_CACHE_COMPRESSION_METHOD = "gzip"  # compressed JSON serializer default
 STATS_AGG_REGISTRY_REDIS_DB = 8  # job-flag registry (ignored with REDIS_URL set)
 STATS_AGG_REGISTRY_PREFIX = "stats_agg_registry"
+# ours (services/response_cache.py): an entry computed while its aggregations are
+# incomplete is kept this many seconds only (0 = not stored); concurrent misses of
+# one key wait at most STATS_CACHE_LOCK_WAIT seconds for the computing request;
+# its lock's lease (None = STATS_DASHBOARD_LOCK_LEASE); bases generated per category.
+STATS_CACHE_INCOMPLETE_TTL = 300
+STATS_CACHE_LOCK_WAIT = 120
+STATS_CACHE_LOCK_LEASE = None
+STATS_CACHE_DATE_BASES = ("added",)
+# ours: the queries generated per (community, year); None = every STATS_QUERIES name
+# ending in "-category" (upstream's rule).
+STATS_CACHE_CATEGORIES = None
 
 # --- 10. Usage-event migration (reindexing) settings ---
 

@@ -1,9 +1,9 @@
 # Part of invenio-stats-dashboard (MIT License).
 """Blueprints for the dashboard pages (UI app) and data endpoint (API app).
 
-The page routes (``STATS_DASHBOARD_ROUTES``) and the ``/stats-dashboard`` POST
-endpoint arrive with the dashboard and API work; until then the blueprints are
-registered empty so the entry points resolve and menus are not registered.
+The page routes (``STATS_DASHBOARD_ROUTES``) arrive with the dashboard work;
+until then the UI blueprint is registered empty so the entry point resolves.
+The API blueprint carries the ``/stats-dashboard`` POST endpoint (``api.py``).
 """
 
 from flask import Blueprint
@@ -15,5 +15,7 @@ def create_blueprint(app):
 
 
 def create_api_blueprint(app):
-    """Blueprint ``invenio_stats_dashboard_api`` for the dashboard data endpoint."""
-    return Blueprint("invenio_stats_dashboard_api", __name__)
+    """Blueprint ``invenio_stats_dashboard_api`` with ``POST /stats-dashboard`` (views/api.py)."""
+    from .api import register
+
+    return register(Blueprint("invenio_stats_dashboard_api", __name__), app)

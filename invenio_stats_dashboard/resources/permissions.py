@@ -1,0 +1,90 @@
+# Part of invenio-stats-dashboard (MIT License).
+"""Who may read which statistics (api-and-cache.md §5, gap 1).
+
+Upstream read every community with the system identity and allowed every
+query, so anyone could read a restricted community's statistics and probe
+whether it exists. Here the community is read with the *caller's* identity:
+not existing and not readable are the same ``CommunityNotFound`` (404), so
+no existence leaks. Global statistics are public.
+
+Dashboard flags (``STATS_DASHBOARD_ENABLED_COMMUNITY``, opt-in) are *not*
+consulted by the API: they decide whether a page is shown, and a community
+whose dashboard is disabled has no aggregation documents, so its queries
+answer with empty results (documented in docs/api.md). An instance that wants
+a stricter rule sets ``COMMUNITY_STATS_PERMISSION_POLICY`` to its own class.
+"""
+
+from flask import current_app, g, has_request_context
+from werkzeug.utils import import_string
+
+from ..exceptions import CommunityNotFound, StatsPermissionDenied
+
+GLOBAL = "global"
+
+
+class CommunityStatsPermissionPolicy:
+    """Default policy: whoever may read the community may read its statistics.
+
+    Replace via ``COMMUNITY_STATS_PERMISSION_POLICY`` (class or import string);
+    ``can_read_stats`` receives the identity and the community record (already
+    readable by that identity).
+    """
+
+    def can_read_stats(self, identity, community):
+        """True: reading the community already succeeded with ``identity``."""
+        return True
+
+
+def policy():
+    """An instance of the configured policy class."""
+    cls = current_app.config.get("COMMUNITY_STATS_PERMISSION_POLICY") \
+        or CommunityStatsPermissionPolicy
+    if isinstance(cls, str):
+        cls = import_string(cls)
+    return cls()
+
+
+def current_identity():
+    """The request's identity, or the system identity outside requests (tasks, CLI)."""
+    if has_request_context() and getattr(g, "identity", None) is not None:
+        return g.identity
+    from invenio_access.permissions import system_identity
+
+    return system_identity
+
+
+def resolve_community(community_id, identity=None):
+    """``"global"`` or the UUID (str) of the community ``community_id`` (slug or UUID).
+
+    Raises ``CommunityNotFound`` when it does not exist or ``identity``
+    (default: ``current_identity()``) may not read it; ``StatsPermissionDenied``
+    when the configured policy refuses statistics of a readable community.
+    """
+    if community_id in (None, "", GLOBAL):
+        return GLOBAL
+    from invenio_communities.proxies import current_communities
+
+    identity = identity if identity is not None else current_identity()
+    try:
+        community = current_communities.service.read(identity, str(community_id))
+    except Exception as error:  # missing, deleted, malformed id, or no read access
+        raise CommunityNotFound(f"Community {community_id} not found") from error
+    record = community._record
+    if not policy().can_read_stats(identity, record):
+        raise StatsPermissionDenied(
+            f"You may not read the statistics of community {community_id}")
+    return str(record.id)
+
+
+class _AllowAll:
+    def can(self):
+        return True
+
+
+def stats_query_permission_factory(query_name, params):
+    """invenio-stats' per-query permission: allow; ``run`` applies ``resolve_community``.
+
+    The check lives in ``run`` because only it knows the community (and a
+    denial must look like a missing community, not a 401/403).
+    """
+    return _AllowAll()

@@ -121,14 +121,16 @@ def build_server():
 
 
 def public_targets(app, port, year, query):
-    """``global`` and the communities an anonymous caller gets 200 for, biggest first."""
+    """``global`` and the communities an anonymous caller gets 200 for (by slug).
+
+    Each probe is the dashboard's request for ``query`` and ``year``: it also
+    stores the entry when it was missing (not timed).
+    """
     from invenio_communities.communities.records.models import CommunityMetadata
     from invenio_db import db
 
     with app.app_context():
-        rows = [(str(row.id), (row.data or {}).get("slug") or str(row.id))
-                for row in CommunityMetadata.query.filter(
-                    CommunityMetadata.is_deleted.is_(False)).all()]
+        rows = [(str(row.id), row.slug or str(row.id)) for row in CommunityMetadata.query.all()]
         db.session.remove()
     found = [("global", "global")]
     for community_id, slug in sorted(rows, key=lambda r: r[1]):

@@ -14,9 +14,11 @@ global), written down from the history, never from output.
 from datetime import date
 
 from agg_common import calendar
-from agg_history import Driver, emit_live, enable_dashboard, resolve
+from agg_history import IPS, Driver, emit_live, enable_dashboard, resolve
 from agg_oracle import Event
 from agg_run import aggregate
+
+from invenio_stats.utils import get_geoip
 
 from invenio_stats_dashboard.utils.usage_events import BROWSER_UA
 
@@ -27,7 +29,11 @@ day, at = calendar(D0)
 
 
 def drive(identities, communities):
-    """Publish, remove and view/download across the New Year; then aggregate."""
+    """Publish, remove and view/download across the New Year; then aggregate.
+
+    Returns the driver (records and membership history as done) and the
+    planned usage events, for the aggregation oracle.
+    """
     alpha, beta, secret = (communities[n].id for n in ("alpha", "beta", "secret"))
     for community in (alpha, beta, secret):
         enable_dashboard(community)
@@ -54,11 +60,12 @@ def drive(identities, communities):
     for n, (name, when, kind, visitor, key) in enumerate(rows):
         record = resolve(d.ids[name])
         size = record.files[key].file.size if key else 0
-        planned.append((Event(kind, when, record["id"], visitor, key=key, size=size),
-                        BROWSER_UA, f"81.2.69.{140 + n}"))
+        ip = IPS[n % len(IPS)]
+        planned.append((Event(kind, when, record["id"], visitor, key=key, size=size,
+                              country=get_geoip(ip)), BROWSER_UA, ip))
     emit_live(planned)
     aggregate(day(0), day(LAST_DAY))
-    return d
+    return d, [event for event, _, _ in planned]
 
 
 def _d(n):

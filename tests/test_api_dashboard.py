@@ -46,7 +46,7 @@ def world(services, users, identities, communities):
 
     from invenio_stats_dashboard.demo.rdm import create_user
 
-    driver = drive(identities, communities)
+    driver, events = drive(identities, communities)
     secret = communities["secret"].id
     member = create_user("member@example.org")
     current_communities.service.members.add(system_identity, secret, data={
@@ -55,7 +55,7 @@ def world(services, users, identities, communities):
     db.session.add(ActionUsers.allow(superuser_access, user=admin))
     db.session.commit()
     assert services.url_map.bind("").match(URL, method="POST")
-    return {"driver": driver, "users": {**users, "member": member, "admin": admin},
+    return {"driver": driver, "events": events, "users": {**users, "member": member, "admin": admin},
             "ids": {n: c.id for n, c in communities.items()},
             "slugs": {n: c.data["slug"] for n, c in communities.items()}}
 
@@ -246,3 +246,263 @@ def test_beta_is_cacheable_when_well_formed(services, world):
     assert cache.read(key) is not None  # Y1 is complete: stored
     cache.invalidate(world["ids"]["beta"], [Y1])
     assert entries(world["ids"]["beta"]) == []
+
+
+def test_unexpected_failure_is_a_json_500_and_stores_nothing(services, world, monkeypatch):
+    """A computation that fails (here: made to fail) → 500 JSON, no internals, no entry."""
+    from invenio_stats_dashboard.services import cache_generation
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(cache_generation, "default_compute", broken)
+    client = client_for(services, world, "owner")
+    before = cache_state()
+    response = post(client, body_for(world["slugs"]["beta"], f"{Y1}-01-01", f"{Y1}-12-31",
+                                     queries=("usage-delta-category",)))
+    assert response.status_code == 500
+    assert response.get_json()["status"] == 500
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert entries(world["ids"]["beta"]) == []
+    after = cache_state()  # only the miss counter moved
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert changed <= {f"{CACHE_PREFIX}:stats".encode()}, changed
+
+
+# --- numbers ---------------------------------------------------------------------------
+
+TWO_YEARS = (f"{Y1}-12-01", f"{Y2}-01-31")
+
+
+def dashboard(services, world, community, start, end, who="owner", queries=CATEGORY_QUERIES,
+              accept=None, **params):
+    client = client_for(services, world, who)
+    response = post(client, body_for(community, start, end, queries, **params), accept=accept)
+    return response
+
+
+def stats_api(services, community, start, end, queries=CATEGORY_QUERIES, **params):
+    """The uncached ``/api/stats`` answer for the same range (served at ``/stats``)."""
+    client = services.test_client()
+    response = client.post("/stats", data=orjson.dumps(body_for(community, start, end,
+                                                                 queries, **params)),
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+@pytest.mark.parametrize("who", ["alpha", "global"])
+def test_numbers_equal_the_hand_computation(services, world, who):
+    """Two-year range: the history's numbers, written down by hand (``EXPECTED``)."""
+    community = world["slugs"]["alpha"] if who == "alpha" else "global"
+    response = dashboard(services, world, community, *TWO_YEARS)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    result = response.get_json()
+    assert set(result) == set(CATEGORY_QUERIES)
+    for (query, sub, metric, sid), wanted in EXPECTED[who].items():
+        got = points(result[query], sub, metric, sid)
+        assert got is not None, (query, sub, metric)
+        first = min(wanted)
+        if is_delta(query):
+            assert {d: v for d, v in got.items() if v} == wanted, (query, metric, got)
+        else:
+            assert {d: v for d, v in got.items() if d >= first} == wanted, (query, metric, got)
+            assert all(v == 0 for d, v in got.items() if d < first), (query, metric, got)
+        assert all(TWO_YEARS[0] <= d <= TWO_YEARS[1] for d in got)
+    series = result["record-snapshot-category"]["global"]["records"][0]
+    assert "year" not in series  # spans both years: full dates (§4.3)
+    assert series["data"][0][0] == day(0).isoformat()
+
+
+@pytest.mark.parametrize("basis", ["added", "created", "published"])
+def test_numbers_equal_the_oracle_and_the_uncached_query(services, world, basis):
+    """Every series of the four categories (alpha, global) over both years and a slice
+    across the New Year: equal to spec §4 applied to the aggregation oracle's documents
+    (``api_oracle``), and to the uncached ``/api/stats`` category query."""
+    from agg_oracle import GLOBAL, Oracle
+    from agg_run import read_all
+    from api_oracle import expected_category, normalise, order_of
+
+    from invenio_stats_dashboard.resources.categories import CATEGORIES
+    from invenio_stats_dashboard.resources.queries import compute_category
+
+    oracle = Oracle(world["driver"].records(), world["driver"].history, world["events"])
+    stored = read_all()
+    for community in (world["ids"]["alpha"], GLOBAL):
+        ident = world["slugs"]["alpha"] if community != GLOBAL else GLOBAL
+        for start, end in (TWO_YEARS, (day(2).isoformat(), day(4).isoformat())):
+            response = dashboard(services, world, ident, start, end, date_basis=basis)
+            assert response.status_code == 200, response.get_data(as_text=True)
+            result = response.get_json()
+            uncached = stats_api(services, ident, start, end, date_basis=basis)
+            # /api/stats serialises with sorted keys: key order from the query layer itself
+            assert {q: order_of(r) for q, r in result.items()} == \
+                {q: order_of(compute_category(q, community, start, end, basis))
+                 for q in CATEGORY_QUERIES}
+            assert {q: normalise(r) for q, r in result.items()} == \
+                {q: normalise(r) for q, r in uncached.items()}  # series order may differ
+            for query in CATEGORY_QUERIES:
+                category = CATEGORIES[query]
+                series = (f"community-records-{category.kind}-{basis}-agg"
+                          if category.family == "records"
+                          else f"community-usage-{category.kind}-agg")
+                days = sorted(d for c, d in stored[series]
+                              if c == community and start <= d.isoformat() <= end)
+                assert days, (query, community)
+                docs = [oracle.expected(series, community, d) for d in days]
+                assert normalise(result[query]) == expected_category(query, docs), \
+                    (query, community, basis, start)
+
+
+def test_one_year_is_the_cached_block_and_a_slice_is_cut(services, world):
+    """A full calendar year is the cached block byte for byte (second request: a hit);
+    a slice of it keeps ``year`` + ``MM-DD`` and only its days."""
+    from invenio_stats_dashboard.services.response_cache import ResponseCache
+
+    cache = ResponseCache()
+    alpha = world["slugs"]["alpha"]
+    first = dashboard(services, world, alpha, f"{Y1}-01-01", f"{Y1}-12-31")
+    hits = cache.counters()["hits"]
+    second = dashboard(services, world, alpha, f"{Y1}-01-01", f"{Y1}-12-31")
+    assert first.status_code == second.status_code == 200
+    assert second.data == first.data
+    assert cache.counters()["hits"] == hits + len(CATEGORY_QUERIES)
+    for query in CATEGORY_QUERIES:
+        key = cache.key(world["ids"]["alpha"], Y1, query, "added")
+        assert orjson.loads(cache.read(key)) == first.get_json()[query]
+    sliced = dashboard(services, world, alpha, f"{Y1}-12-30", f"{Y1}-12-30").get_json()
+    series = sliced["record-snapshot-category"]["global"]["records"][0]
+    assert series["year"] == Y1 and series["data"] == [["12-30", 2]]
+    assert sliced["usage-delta-category"]["global"]["views"][0]["data"] == [["12-30", 2]]
+
+
+def test_category_and_metric_restrict_the_set(services, world):
+    alpha = world["slugs"]["alpha"]
+    full = dashboard(services, world, alpha, *TWO_YEARS).get_json()
+    one = dashboard(services, world, alpha, *TWO_YEARS, queries=("usage-delta-category",),
+                    category="resource_types").get_json()
+    assert one == {"usage-delta-category": {
+        "resourceTypes": full["usage-delta-category"]["resourceTypes"]}}
+    views = dashboard(services, world, alpha, *TWO_YEARS, queries=("usage-delta-category",),
+                      metric="views").get_json()["usage-delta-category"]
+    assert set(views) == set(full["usage-delta-category"])
+    assert all(list(metrics) == ["views"] for metrics in views.values())
+    assert views["global"]["views"] == full["usage-delta-category"]["global"]["views"]
+    both = dashboard(services, world, alpha, *TWO_YEARS, queries=("record-delta-category",),
+                     category="global", metric="uploaders").get_json()
+    assert both == {"record-delta-category": {"global": {
+        "uploaders": full["record-delta-category"]["global"]["uploaders"]}}}
+
+
+def test_optimize_selects_the_metric_set_and_its_own_entry(services, world, monkeypatch):
+    """``optimize`` prunes by the layout's components (§4.7); the two sets are cached
+    under different keys, so neither is served for the other (gap 12)."""
+    from invenio_stats_dashboard.services.response_cache import ResponseCache
+
+    registry = {"usage_deltas": {"global": {"views": ["SingleStatViews"],
+                                            "downloads": ["NoSuchComponent"]}}}
+    monkeypatch.setitem(services.config, "STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY",
+                        registry)
+    ResponseCache().clear_all()  # the registry is part of the key version
+    alpha, year = world["slugs"]["alpha"], (f"{Y1}-01-01", f"{Y1}-12-31")
+    q = ("usage-delta-category",)
+    pruned = dashboard(services, world, alpha, *year, queries=q, optimize=True).get_json()
+    full = dashboard(services, world, alpha, *year, queries=q, optimize=False).get_json()
+    assert "views" in pruned[q[0]]["global"] and "downloads" not in pruned[q[0]]["global"]
+    assert "downloads" in full[q[0]]["global"]
+    again = dashboard(services, world, alpha, *year, queries=q, optimize=True).get_json()
+    assert again == pruned
+    flags = {e["optimize"] for e in entries(world["ids"]["alpha"])
+             if e["category"] == q[0] and e["year"] == Y1}
+    assert flags == {True, False}
+    ResponseCache().clear_all()
+
+
+# --- permissions -----------------------------------------------------------------------
+
+def _secret_request(services, world, who, ident):
+    return dashboard(services, world, ident, f"{Y1}-01-01", f"{Y2}-01-31", who=who)
+
+
+def test_restricted_community_never_leaks(services, world):
+    """Anonymous and non-members get the 404 of a missing community (same body shape,
+    nothing computed), before and after members filled the cache; members and the
+    administrator read the same numbers; global is public."""
+    from invenio_stats_dashboard.services.response_cache import ResponseCache
+
+    secret_id, slug = world["ids"]["secret"], world["slugs"]["secret"]
+    ResponseCache().invalidate(secret_id, [Y1, Y2])
+    assert entries(secret_id) == []
+    missing = _secret_request(services, world, None, "no-such-community").get_json()
+
+    def refused(who):
+        for ident in (slug, secret_id):
+            response = _secret_request(services, world, who, ident)
+            assert response.status_code == 404, (who, ident, response.get_data(as_text=True))
+            payload = response.get_json()
+            assert payload == {"status": 404, "message": missing["message"].replace(
+                "no-such-community", ident)}, (who, payload)
+            assert "views" not in response.get_data(as_text=True)
+
+    for who in (None, "outsider"):  # uncached path
+        refused(who)
+    assert entries(secret_id) == []  # a refused request computes nothing
+
+    member = _secret_request(services, world, "member", slug)
+    assert member.status_code == 200, member.get_data(as_text=True)
+    numbers = member.get_json()
+    views = points(numbers["usage-delta-category"], "global", "views", "global")
+    assert {d: v for d, v in views.items() if v} == {day(2).isoformat(): 1}  # s1's view
+    assert entries(secret_id)  # Y1 is complete: cached now
+
+    for who in (None, "outsider"):  # cached path
+        refused(who)
+    for who in ("admin", "owner"):
+        for ident in (slug, secret_id):
+            response = _secret_request(services, world, who, ident)
+            assert response.status_code == 200, (who, response.get_data(as_text=True))
+            assert response.get_json() == numbers
+
+    anonymous_global = dashboard(services, world, "global", *TWO_YEARS, who=None)
+    assert anonymous_global.status_code == 200
+    assert anonymous_global.get_json() == dashboard(services, world, "global",
+                                                    *TWO_YEARS).get_json()
+
+
+# --- exports ---------------------------------------------------------------------------
+
+EXPORTS = ["application/json+gzip", "application/json+br", "text/csv",
+           "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+           "application/xml"]
+
+
+def test_two_year_exports_round_trip(services, world):
+    """Every export of a two-year range parses back to the JSON answer's numbers, with
+    full dates; archives are ``application/gzip`` without ``Content-Encoding`` (gap 7);
+    the XML validates against the shipped XSD (gap 9)."""
+    from pathlib import Path
+
+    from api_roundtrip import expected_points, parse_back
+    from lxml import etree
+
+    import invenio_stats_dashboard.resources.serializers as serializers
+
+    alpha = world["slugs"]["alpha"]
+    plain = dashboard(services, world, alpha, *TWO_YEARS, accept="application/json")
+    assert plain.status_code == 200 and plain.mimetype == "application/json"
+    wanted = expected_points(plain.get_json())
+    days = {d for q in wanted.values() for s in q.values() for m in s.values()
+            for series in m.values() for d in series}
+    assert {d[:4] for d in days} == {str(Y1), str(Y2)}  # both years are in the export
+    schema = etree.XMLSchema(etree.parse(str(Path(serializers.__file__).parent
+                                             / "data-series.xsd")))
+    for mimetype in EXPORTS:
+        response = dashboard(services, world, alpha, *TWO_YEARS,
+                             accept=f"text/html;q=0.5, {mimetype}")
+        assert response.status_code == 200, (mimetype, response.get_data(as_text=True))
+        assert "Content-Encoding" not in response.headers, mimetype
+        assert "attachment" in response.headers.get("Content-Disposition", ""), mimetype
+        assert parse_back(response.data, mimetype) == wanted, mimetype
+        if mimetype == "application/xml":
+            schema.assertValid(etree.fromstring(response.data))
+    assert dashboard(services, world, alpha, *TWO_YEARS, accept="*/*").data == plain.data

@@ -21,7 +21,7 @@ from invenio_search.utils import prefix_index
 from agg_compare import diff
 from agg_history import LAST_DAY, Driver, day, drive, emit_live, enable_dashboard, \
     init_journal_field, plan_usage
-from agg_oracle import GLOBAL, SERIES, Oracle
+from agg_oracle import GLOBAL, Oracle
 from agg_run import aggregate, engine, read_all
 from api_oracle import expected_category, normalise, order_of
 
@@ -289,6 +289,7 @@ def test_an_empty_range_is_200_with_empty_results_for_every_kind(world, client):
     ("community-usage-delta", {"community_id": 7}, "community_id"),
     ("usage-delta-series", {"subcount_id": ["x"]}, "subcount_id"),
     ("community-record-delta-created", {"date_basis": "published"}, "created"),
+    ("community-record-snapshot-published", {"date_basis": "added"}, "published"),
 ])
 def test_invalid_requests_are_400_with_a_message(client, services, stat, params, words):
     status, result = post(client, {"x": {"stat": stat, "params": params}})
@@ -368,3 +369,30 @@ def test_more_than_ten_thousand_documents_are_all_returned(world, app, identitie
     assert views["data"][-1] == [str(first + timedelta(days=n - 1)), n - 1]
     assert len(views["data"]) == n
     assert result["cat"]["global"]["downloads"][0]["data"][5] == ["1990-01-06", 0]
+
+
+def test_optimisation_prunes_registry_metrics_only(world, app, client):
+    """§4.7: listed subcounts keep the metrics of the given components; others keep all."""
+    from invenio_stats_dashboard.resources.queries import compute_category
+
+    a = world["a"]
+    registry = {"usage_deltas": {"global": {"views": ["Chart"], "downloads": ["Table"]},
+                                 "access_statuses": {"view_visitors": ["Chart"]}}}
+    old = app.config.get("STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY")
+    app.config["STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY"] = registry
+    try:
+        pruned = compute_category("usage-delta-category", a, FIRST, LAST,
+                                  component_names=["Chart"])
+        status, result = post(client, {
+            "opt": {"stat": "usage-delta-category", "params": {
+                "community_id": a, "optimize": True, "component_names": ["Chart"]}},
+            "all": {"stat": "usage-delta-category", "params": {"community_id": a}}})
+    finally:
+        app.config["STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY"] = old
+    assert status == 200
+    assert list(pruned["global"]) == ["views"]
+    assert list(pruned["accessStatuses"]) == ["viewVisitors"]
+    assert len(pruned["languages"]) == 10
+    assert pruned["global"]["views"] == result["all"]["global"]["views"] != []
+    assert set(result["opt"]["global"]) == {"views"}
+    assert len(result["all"]["global"]) == 10

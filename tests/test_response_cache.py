@@ -365,3 +365,20 @@ def test_cli_generate_list_info_and_clear(aggregated, services, monkeypatch):
     tested = run(services, "test")
     assert tested.exit_code == 0 and "Cache test passed" in tested.output
     assert not list(cache.client.scan_iter(match="stats_test:*"))
+
+
+def test_generation_with_the_query_layer(aggregated):
+    """The default compute (``compute_category``) fills entries, pruned or not."""
+    from invenio_stats_dashboard.resources.queries import compute_category
+
+    alpha = aggregated["alpha"]
+    for optimize in (False, True):
+        cache = ResponseCache()
+        summary = create([alpha], [PAST], optimize=optimize, cache=cache)
+        assert (summary["success"], summary["failed"]) == (2, 0), summary["errors"]
+        key = cache.key(alpha, PAST, "record-delta-category", "added", optimize)
+        components = cache_generation.layout_components(alpha) if optimize else None
+        assert json.loads(cache.read(key)) == json.loads(json.dumps(compute_category(
+            "record-delta-category", alpha, f"{PAST}-01-01", f"{PAST}-12-31",
+            component_names=components)))
+    assert len(ResponseCache().entries()) == 4

@@ -21,7 +21,6 @@ from . import params as P
 from .categories import (
     CATEGORIES,
     COMPOSITE_PARTS,
-    COMPOSITE_QUERIES,
     RAW_QUERIES,
     SERIES_QUERIES,
     camel,
@@ -144,6 +143,7 @@ class _StatsQuery:
     def run(self, **params):
         """Validate, resolve the community with the caller's identity, answer."""
         checked = P.validate(self.kind, params)
+        checked["given"] = set(params)
         checked["community_uuid"] = resolve_community(checked["community_id"])
         return self.answer(checked)
 
@@ -160,8 +160,7 @@ class RawDocumentsQuery(_StatsQuery):
         """List of ``_source`` objects."""
         source = RAW_QUERIES[self.name]
         basis = source.basis or p["date_basis"]
-        if source.basis and "date_basis" in p and p["date_basis"] not in (source.basis,
-                                                                           "added"):
+        if source.basis and "date_basis" in p["given"] and p["date_basis"] != source.basis:
             raise InvalidStatsRequest(f"{self.name} reads the {source.basis} basis; "
                                       f"date_basis {p['date_basis']!r} contradicts it")
         return list(iter_documents(CATEGORIES[source.category], p["community_uuid"],

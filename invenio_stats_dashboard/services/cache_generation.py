@@ -217,7 +217,10 @@ def create(community_ids=None, years=None, overwrite=False, optimize=None,
                 registry.delete(f"{community_id}_cache_{year}")
     summary["skipped"] = summary["skipped_existing"] + summary["skipped_incomplete"]
     if cleanup if cleanup is not None else community_ids == "all":
-        summary["cleaned"] = cleanup_entries(cache, dict(batch))
+        # against every community's whole history, not the years of this batch
+        full = batch if years in (None, "auto") and not current_year_only else plan(
+            community_ids)
+        summary["cleaned"] = cleanup_entries(cache, dict(full))
     return summary
 
 

@@ -352,8 +352,7 @@ class ResponseCache:
         for key, meta in items:
             pipe.delete(key)
             pipe.hdel(self.index_key, key)
-            if meta.get("community_id"):
-                pipe.srem(self._community_set(meta["community_id"]), key)
+            pipe.srem(self._community_set(meta.get("community_id") or "-"), key)
         results = pipe.execute()
         return sum(results[0::3])
 

@@ -13,7 +13,7 @@ and the year of ``start_date`` (api-and-cache §9 gaps 1–3). Here:
   not read answers 404 exactly like one that does not exist;
 * every parameter is honoured: the range is served year block by year block
   through the response cache and cut/joined to [start_date, end_date]
-  (``series_blocks``), ``date_basis`` selects the cached basis, ``category``
+  (``series_blocks``: the same answer as the uncached ``/api/stats`` query), ``date_basis`` selects the cached basis, ``category``
   and ``metric`` restrict the series set, ``optimize`` picks the metric set;
 * the ``Accept`` header is negotiated properly (``resources.serializers``):
   compressed JSON, CSV/XLSX archives and XML are reachable, no match → 406.
@@ -31,7 +31,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from ..exceptions import CommunityNotFound, InvalidStatsRequest, StatsPermissionDenied
 from ..resources.categories import camel
-from .series_blocks import clip_block, merge_blocks, restrict
+from .series_blocks import merge_blocks, restrict
 
 #: The queries this endpoint serves: the four series sets the dashboard reads,
 #: each cached per (community, year, date basis). Raw, composite and single
@@ -252,47 +252,20 @@ def _config_optimize():
     return bool(current_app.config.get("STATS_DASHBOARD_OPTIMIZE_DATA_SERIES", True))
 
 
-def component_names(community_id):
-    """Component names of the layout that shows this community (or global), §3.2.3.
-
-    Order: the community's ``stats:dashboard_layout.community_layout`` custom
-    field, the config's ``community_layout``, the ``global_layout``.
-    """
-    layouts = current_app.config.get("STATS_DASHBOARD_LAYOUT", {})
-    layout = None
-    if community_id != "global":
-        from invenio_access.permissions import system_identity
-        from invenio_communities.proxies import current_communities
-
-        # The caller's read access was checked in resolve_for_caller.
-        data = current_communities.service.read(system_identity, community_id).data
-        custom = (data.get("custom_fields") or {}).get("stats:dashboard_layout") or {}
-        layout = custom.get("community_layout") or layouts.get("community_layout")
-    layout = layout or layouts.get("global_layout") or {}
-    names = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("component"), str):
-                names.append(node["component"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(layout)
-    return sorted(set(names))
-
-
 def _computer(query, year, optimize):
-    """The year-block computation handed to the cache (runs only on a miss)."""
-    from ..resources.queries import compute_category
+    """The year-block computation handed to the cache (runs only on a miss).
+
+    The same computation as cache generation (``cache_generation``: same
+    layout components for ``optimize``), so an entry stored on a miss and
+    one stored by ``cache generate`` under the same key have the same content
+    (upstream mixed the two, gap 12).
+    """
+    from ..services.cache_generation import default_compute, layout_components
 
     def compute():
-        names = component_names(query.community_id) if optimize else None
-        return compute_category(query.name, query.community_id, f"{year}-01-01",
-                                f"{year}-12-31", query.date_basis, component_names=names)
+        names = layout_components(query.community_id) if optimize else None
+        return default_compute(query.name, query.community_id, year, query.date_basis,
+                               component_names=names)
 
     return compute
 
@@ -326,11 +299,7 @@ def answer(query):
     if len(blocks) == 1 and _full_year(query) and not (query.category or query.metric):
         return blocks[0][1]
     start, end = query.start.isoformat(), query.end.isoformat()
-    decoded = [orjson.loads(raw) for _, raw in blocks]
-    if len(decoded) == 1:
-        series_set = clip_block(decoded[0], start, end)
-    else:
-        series_set = merge_blocks(decoded, start, end)
+    series_set = merge_blocks([orjson.loads(raw) for _, raw in blocks], start, end)
     return orjson.dumps(restrict(series_set, query.category, query.metric))
 
 

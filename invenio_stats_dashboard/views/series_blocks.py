@@ -4,18 +4,26 @@
 The response cache stores one block per calendar year (spec §3.2, §8); a
 request may cover part of a year or several years. Upstream answered only the
 first year of any range (api-and-cache §9 gap 3); here every year is fetched
-and the blocks are cut and joined:
+and the blocks are cut and joined so that the answer is exactly what the
+uncached category query (``/api/stats``) gives for the same range:
 
-* one calendar year → the block as cached (``year`` key, ``MM-DD`` dates),
-  points outside [start, end] dropped;
-* several years → every series' points expanded to full ``YYYY-MM-DD`` dates,
-  no ``year`` key, series with the same id concatenated in date order, cut to
-  [start, end]. A series that exists in one year only keeps its own points.
+* every point gets its full ``YYYY-MM-DD`` date, points outside
+  [start, end] are dropped, series with the same ``id`` (within subcount and
+  metric) are joined in date order;
+* a series left without points is dropped (the uncached query only creates a
+  series from a document in range that mentions it); series are ordered by
+  their first point, as the transformer orders them by first appearance;
+* finally each series is compacted per §4.3 (``year`` + ``MM-DD`` iff all its
+  points lie in one calendar year) — so a one-year answer looks exactly like
+  the cached block, and a multi-year one carries full dates wherever a series
+  spans years.
 
 ``restrict`` applies the ``category`` (subcount) and ``metric`` parameters.
 Kept apart from the view so the date arithmetic is testable on its own and
 the view stays short.
 """
+
+from ..resources.transform import compact
 
 
 def _full_date(series, point_date):
@@ -26,32 +34,8 @@ def _full_date(series, point_date):
     return point_date
 
 
-def clip_block(block, start, end):
-    """One year's series set with points outside [start, end] (ISO dates) removed.
-
-    The block keeps its compact shape (``year`` + ``MM-DD``), as the dashboard
-    reads a single-year answer exactly like the cached block.
-    """
-    out = {}
-    for subcount, metrics in block.items():
-        out[subcount] = {}
-        for metric, series_list in metrics.items():
-            kept = []
-            for series in series_list:
-                data = [p for p in series.get("data", [])
-                        if start <= _full_date(series, p[0]) <= end]
-                kept.append({**series, "data": data})
-            out[subcount][metric] = kept
-    return out
-
-
 def merge_blocks(blocks, start, end):
-    """Several year blocks (in year order) → one series set with full dates.
-
-    Series are matched by ``id`` within (subcount, metric); the first year a
-    series appears in fixes its position and its descriptive fields, so the
-    global series stays first and subcounts keep their configured order.
-    """
+    """Year blocks (in year order) → one series set for [start, end] (ISO dates)."""
     merged = {}
     for block in blocks:
         for subcount, metrics in block.items():
@@ -73,10 +57,11 @@ def merge_blocks(blocks, start, end):
     for subcount, metrics in merged.items():
         out[subcount] = {}
         for metric, by_id in metrics.items():
-            series_list = list(by_id.values())
-            for series in series_list:
+            kept = [s for s in by_id.values() if s["data"]]
+            for series in kept:
                 series["data"].sort(key=lambda p: p[0])
-            out[subcount][metric] = series_list
+            kept.sort(key=lambda s: s["data"][0][0])  # stable: ties keep block order
+            out[subcount][metric] = [compact(s) for s in kept]
     return out
 
 
@@ -84,8 +69,8 @@ def restrict(series_set, category=None, metric=None):
     """Only the ``category`` subcount and/or the ``metric`` of each subcount.
 
     A subcount without that metric (pruned by ``optimize``, or a metric the
-    subcount does not have) is left out rather than answered with an empty
-    list, so a client can tell "no such series" from "no data".
+    subcount does not have, e.g. ``uploaders`` outside ``global``) is left
+    out rather than answered with an empty list.
     """
     if category is not None:
         series_set = {category: series_set.get(category, {})}

@@ -30,7 +30,8 @@ Measured, at concurrency 1 and 8 (``--concurrency``), p50/p95 per request:
   the entry is in Redis (checked before and after);
 * **cold**: the same request with the entry deleted before each request
   (the delete is not timed), so each one computes the year from the
-  aggregation documents, passes the completeness gate and stores it. At
+  aggregation documents, passes the completeness gate and stores it (checked
+  after each request: the key must exist again). At
   concurrency 8 every client thread has its own targets — the same query for
   each readable community and date basis, distinct keys — so no two
   concurrent requests wait on one computation (the stampede lock would
@@ -194,7 +195,7 @@ def _client_thread(spec, index, barrier):
     kind, per = spec["kind"], spec["requests"]
     client = redis.Redis.from_url(spec["redis_url"]) if spec.get("redis_url") else None
     targets = spec["targets"][index]  # [(path, body, key_to_delete or None), …]
-    latencies, failures = [], 0
+    latencies, failures, unstored = [], 0, 0
     barrier.wait()
     for n in range(per):
         path, body, key = targets[n % len(targets)]
@@ -211,11 +212,13 @@ def _client_thread(spec, index, barrier):
         status, payload = http_post(spec["port"], path, body)
         latencies.append(time.perf_counter() - start)
         failures += status != 200 or not payload
-    return latencies, failures
+        if key is not None:  # a cold request must have computed and stored this very key
+            unstored += not client.exists(key)
+    return latencies, failures, unstored
 
 
 def run_phase(spec):
-    """Client process: ``spec["concurrency"]`` threads; all latencies, failures, wall."""
+    """Client process: ``spec["concurrency"]`` threads; latencies, failures, unstored, wall."""
     concurrency = spec["concurrency"]
     barrier = threading.Barrier(concurrency + 1)
     with ThreadPoolExecutor(concurrency) as pool:
@@ -224,8 +227,8 @@ def run_phase(spec):
         start = time.perf_counter()
         results = [f.result() for f in futures]
         wall = time.perf_counter() - start
-    latencies = [t for lat, _ in results for t in lat]
-    return latencies, sum(f for _, f in results), wall
+    latencies = [t for lat, _, _ in results for t in lat]
+    return latencies, sum(r[1] for r in results), sum(r[2] for r in results), wall
 
 
 def percentile(values, q):
@@ -318,7 +321,7 @@ def main():
             warm = dict(spec, requests=max(1, min(requests // 10, 20)))
             if kind != "cold":
                 client.submit(run_phase, warm).result()
-            latencies, failures, wall = client.submit(run_phase, spec).result()
+            latencies, failures, unstored, wall = client.submit(run_phase, spec).result()
             row = {"name": name, "concurrency": concurrency, "n": len(latencies),
                    "failures": failures, "p50": percentile(latencies, 50),
                    "p95": percentile(latencies, 95), "mean": statistics.fmean(latencies),
@@ -326,7 +329,9 @@ def main():
             rows.append(row)
             print(f"  {name:<34} c={concurrency}  p50 {row['p50'] * 1000:8.2f} ms  "
                   f"p95 {row['p95'] * 1000:8.2f} ms  {row['rps']:8.1f} req/s"
-                  + (f"  FAILURES {failures}" if failures else ""), flush=True)
+                  + (f"  FAILURES {failures}" if failures else "")
+                  + (f"  NOT STORED {unstored} (not a cold computation of that key?)"
+                     if unstored else ""), flush=True)
             return row
 
         def cold_for(i, concurrency):

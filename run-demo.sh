@@ -83,9 +83,11 @@ step_done
 if [ "$RESET" = 1 ] || [ ! -f "$MARKER" ]; then
   step "Loading the legacy data set (seed ${DEMO_SEED:-42}): new instance storage, records, events"
   rm -f "$MARKER"
-  # Only what the demo owns: its Redis DBs (0-5); the loader's --reset drops
-  # the database and the demo's own indices and templates.
-  for n in 0 1 2 3 4 5; do redis-cli -p "$REDIS_PORT" -n "$n" flushdb >/dev/null; done
+  # Only what the demo owns: its Redis DBs (0-5, the response cache 7 and the
+  # job-flag registry 8: a rebuilt demo starts without old entries or
+  # first-run flags); the loader's --reset drops the database and the demo's
+  # own indices and templates.
+  for n in 0 1 2 3 4 5 7 8; do redis-cli -p "$REDIS_PORT" -n "$n" flushdb >/dev/null; done
   rm -rf "$INVENIO_INSTANCE_PATH/data"
   # A *legacy* instance: the loader's workers run with the extension off, so
   # nothing is recorded live and steps 3b/3c have real back-filling to do.
@@ -166,6 +168,15 @@ invenio community-stats read --community-id physics \
   --query-type community-record-snapshot-added 2>>"$LOG" | sed -n '1,40p'
 step_done
 # --- end of seed step 4 ------------------------------------------------------
+
+# --- Seed step 5 (initial caching; added with the response cache, issue 12 —
+# keep it after step 4: the completeness gate stores only aggregated years) --
+step "Seed step 5: initial caching (every community and global, all years of history)"
+# --force: scheduled caching is off in the setup period (demo-invenio.cfg), as in step 4.
+invenio community-stats cache generate --force --no-show-progress 2>>"$LOG"
+invenio community-stats cache info 2>>"$LOG"
+step_done
+# --- end of seed step 5 ------------------------------------------------------
 
 step "Legacy usage-event indices"
 curl -fsS "http://127.0.0.1:9200/_cat/indices/${PREFIX}events-stats-*?v&s=index&h=index,docs.count,store.size"

@@ -216,10 +216,48 @@ def catch_up(communities, names, rss, profiler=None):
     return rows
 
 
-def hourly(communities, names, repeat=3):
-    """Median seconds of a plain run of ``names`` (None: every series) after the catch-up."""
+def hourly(communities, names, repeat=3, profile=False):
+    """Median seconds of a plain run of ``names`` (None: every series) after the catch-up.
+
+    ``profile``: one more run, under cProfile and with the cluster requests
+    counted (by method and path shape), printed — where an hourly run's time goes.
+    """
     times = [timed_run(communities, names)[0] for _ in range(repeat)]
+    if profile:
+        profile_hourly(communities, names)
     return statistics.median(times)
+
+
+def profile_hourly(communities, names):
+    """One hourly run under cProfile, counting the cluster requests it makes."""
+    import re
+    from collections import Counter
+
+    from invenio_search.proxies import current_search_client as client
+
+    transport, counts = client.transport, Counter()
+    original = transport.perform_request
+
+    def counting(method, url, *args, **kwargs):
+        shape = re.sub(r"/bench-[0-9a-f]+-[^/]*", "/<index>", url.split("?")[0])
+        shape = re.sub(r"/_doc/.*", "/_doc/<id>", shape)
+        refresh = "refresh" in str(kwargs.get("params") or (args[0] if args else ""))
+        counts[f"{method} {shape}{' (refresh)' if refresh else ''}"] += 1
+        return original(method, url, *args, **kwargs)
+
+    transport.perform_request = counting
+    profiler = cProfile.Profile()
+    try:
+        profiler.enable()
+        seconds = timed_run(communities, names)[0]
+        profiler.disable()
+    finally:
+        transport.perform_request = original
+    print(f"\nOne hourly run under cProfile: {seconds:.2f} s, "
+          f"{sum(counts.values())} cluster requests:")
+    for shape, n in counts.most_common(20):
+        print(f"  {n:>6}  {shape}")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
 
 
 def cardinality(field):
@@ -311,15 +349,21 @@ def instance(args, years, rss, main):
         try:
             started = time.monotonic()
             communities = generate(client, args, years, random.Random(years))
+            # one node: replicas are never assigned, but count against the shared
+            # cluster's shard limit (other test runs then fail to create indices)
+            client.indices.put_settings(index=f"{prefix}*",
+                                        body={"index": {"number_of_replicas": 0}})
             print(f"[{years} year(s)] generated {args.records * years} records, "
                   f"{args.events * years} events, {len(communities) - 1} communities in "
                   f"{time.monotonic() - started:.0f} s (prefix {prefix})", flush=True)
             profiler = cProfile.Profile() if main and args.profile else None
             rows = catch_up(communities, args.series, rss, profiler)
+            client.indices.put_settings(index=f"{prefix}*",
+                                        body={"index": {"number_of_replicas": 0}})
             if not main:
                 print(f"[{years} year(s)] catch-up {sum(r[1] for r in rows):.1f} s, "
                       f"statuses {sorted({r[4] for r in rows})}", flush=True)
-                return hourly(communities, args.series)
+                return hourly(communities, args.series, profile=args.profile_hourly)
             print_catch_up(years, rows)
             if profiler:
                 print("\nWhere the catch-up's time went (cProfile, top 25 cumulative; "
@@ -340,7 +384,7 @@ def instance(args, years, rss, main):
                       f"{ours:.2f} s ({written} documents); composite + cardinality(40,000) "
                       f"{card:.2f} s ({buckets} buckets); ratio cardinality / ours "
                       f"{card / max(ours, 1e-6):.2f}")
-            return hourly(communities, args.series)
+            return hourly(communities, args.series, profile=args.profile_hourly)
         finally:
             client.indices.delete(index=f"{prefix}*", ignore=[404], expand_wildcards="all")
             for t in client.indices.get_index_template(name=f"{prefix}*", ignore=[404]).get(
@@ -363,6 +407,9 @@ def main():
                              "needs its delta too")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the main catch-up, print the top 25 (cumulative)")
+    parser.add_argument("--profile-hourly", action="store_true",
+                        help="after the timed hourly runs, one more under cProfile with "
+                             "its cluster requests counted, printed")
     parser.add_argument("--cardinality-days", type=int, default=0, metavar="N",
                         help="after the catch-up, global's last N complete days by the "
                              "cardinality way against usage.compute (0: off)")

@@ -15,7 +15,10 @@ series:
 * the **bookmark** (``stats-bookmarks-community``, id ``<series>_<community>``)
   is the last day written; every day before it is final, and the next run
   starts at it (it may have been today). It moves forward only after a
-  write succeeded and its documents are searchable (X2). A recompute of
+  write succeeded and its documents are searchable (X2); the refresh and
+  the bookmark write of a unit's end wait for the commit of its run step
+  (:mod:`.batch`: one per community's deltas, one per its snapshots), so
+  that an hourly run does not pay two refreshes per unit. A recompute of
   days before it first lowers it to the first day rewritten — and the
   bookmark of the snapshot derived from the series too — so that an
   interrupted recompute is finished by the next run and the snapshots are
@@ -46,6 +49,7 @@ from invenio_search.proxies import current_search_client
 from ..exceptions import StatsDashboardError
 from ..utils.jobs import JobLock, lease_seconds
 from . import documents as docs
+from .batch import Batch, Marks  # noqa: F401 - Batch: the runner's step
 from .bookmarks import CommunityBookmarkAPI
 from .series import SERIES, get
 from .state import AggregationState
@@ -113,6 +117,15 @@ class Context:
         self.now = when.strftime("%Y-%m-%dT%H:%M:%S")
         self.today = when.date()
         self.state = AggregationState(self.client)
+        self.marks = Marks(self.client)  # bookmarks (cached for the chains the run holds)
+        self._aliases = set()  # aliases known to exist
+
+    def alias_exists(self, alias):
+        """Whether ``alias`` exists; a yes is kept for the run (an alias is not
+        removed while a run writes behind it), saving a request per unit."""
+        if alias not in self._aliases and self.client.indices.exists_alias(name=alias):
+            self._aliases.add(alias)
+        return alias in self._aliases
 
     def bookmarks(self, series):
         """The bookmark store of ``series``."""
@@ -120,8 +133,7 @@ class Context:
 
     def bookmark(self, series, community_id):
         """The bookmarked day of ``(series, community)`` or None."""
-        mark = self.bookmarks(series).get_bookmark(community_id)
-        return docs.as_day(mark.datetime) if mark is not None else None
+        return self.marks.get(series, community_id)
 
     def get_document(self, series, community_id, day):
         """The stored document of ``series`` for ``(community, day)``, or None."""
@@ -132,7 +144,7 @@ class Context:
     def iter_documents(self, series, community_id, first=None, last=None, page=500):
         """Stored documents of ``(series, community)`` in day order (``search_after``)."""
         alias = docs.alias_name(series)
-        if not self.client.indices.exists_alias(name=alias):
+        if not self.alias_exists(alias):
             return
         span = {}
         if first:
@@ -154,7 +166,7 @@ class Context:
     def last_document_day(self, series, community_id):
         """The newest stored day of ``(series, community)``, or None."""
         alias = docs.alias_name(series)
-        if not self.client.indices.exists_alias(name=alias):
+        if not self.alias_exists(alias):
             return None
         res = self.client.search(index=alias, body={
             "size": 0, "query": {"term": {"community_id": community_id}},
@@ -333,26 +345,33 @@ class Guard:
         return None if check["is_healthy"] else f"health check: {check['reason']}"
 
 
-def run_unit(ctx, unit, lock, update_bookmark=True, guard=None, progress=None):
+def run_unit(ctx, unit, lock, update_bookmark=True, guard=None, progress=None, batch=None):
     """Compute and write one unit; ``lock`` is its chain lock (:func:`hold`), held.
 
     Returns a :class:`UnitResult`. Errors are caught and reported in it
     (``error``, ``unavailable``): what was written before them stays, with
-    the bookmark at the last complete day.
+    the bookmark at the last complete day. With a ``batch``
+    (:class:`~.batch.Batch`) the last refresh and the bookmark the unit
+    earns wait for the caller's ``batch.commit()`` (one per run step, not
+    per unit); without one the unit commits them itself before returning.
     """
     started = time.monotonic()
     result = UnitResult(unit)
     guard = guard or Guard()
+    own = batch is None
+    batch = Batch(ctx) if own else batch
     try:
         why = guard.reason(lock, force=True)
         if why:
             result.stopped = why
             return result
         _lower_bookmarks(ctx, unit, update_bookmark)
-        _compute_and_write(ctx, unit, result, update_bookmark, guard, lock, progress)
+        _compute_and_write(ctx, unit, result, update_bookmark, guard, lock, progress, batch)
         if result.completed and update_bookmark and unit.bookmark:
             mark = max(unit.final_mark or unit.last, unit.last)
-            ctx.bookmarks(unit.series).set_bookmark(unit.community_id, mark.isoformat())
+            batch.bookmark(unit.series, unit.community_id, mark, lock)
+        if own:
+            batch.commit()
     except Exception as exc:  # noqa: BLE001 - reported; the runner decides what follows
         current_app.logger.warning("aggregation unit %s failed", unit.label, exc_info=True)
         result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
@@ -369,10 +388,10 @@ def _lower_bookmarks(ctx, unit, update_bookmark):
     for target in targets:
         mark = ctx.bookmark(target, community_id)
         if mark is not None and mark > unit.first:
-            ctx.bookmarks(target).set_bookmark(community_id, unit.first.isoformat())
+            ctx.marks.set(target, community_id, unit.first)
 
 
-def _compute_and_write(ctx, unit, result, update_bookmark, guard, lock, progress):
+def _compute_and_write(ctx, unit, result, update_bookmark, guard, lock, progress, batch):
     series, community_id = unit.series, unit.community_id
     pending, total = [], len(unit.days)
     flushed = time.monotonic()
@@ -380,7 +399,7 @@ def _compute_and_write(ctx, unit, result, update_bookmark, guard, lock, progress
                                                            unit.days), start=1):
         pending.append((day, docs.stamp(series, community_id, day, body, ctx.now)))
         if len(pending) >= FLUSH_DAYS or time.monotonic() - flushed >= FLUSH_SECONDS:
-            _flush(ctx, unit, pending, result, update_bookmark)
+            _flush(ctx, unit, pending, result, update_bookmark, batch, lock)
             flushed = time.monotonic()
         if progress:
             progress(unit, n, total)
@@ -389,11 +408,16 @@ def _compute_and_write(ctx, unit, result, update_bookmark, guard, lock, progress
             result.stopped = why
             break
     if pending:
-        _flush(ctx, unit, pending, result, update_bookmark)
+        _flush(ctx, unit, pending, result, update_bookmark, batch, lock)
 
 
-def _flush(ctx, unit, pending, result, update_bookmark):
-    """Write ``pending``, make it searchable, then move the bookmark past it."""
+def _flush(ctx, unit, pending, result, update_bookmark, batch, lock):
+    """Write ``pending``; make it searchable and move the bookmark past it (``batch``).
+
+    A flush inside the unit (a long catch-up, or a stop) commits at once:
+    the bookmark keeps up with the work. The unit's last flush leaves the
+    refresh to the batch's commit, with the bookmark :func:`run_unit` adds.
+    """
     series, community_id = unit.series, unit.community_id
     actions = [{"_op_type": "index", "_index": docs.index_name(series, day),
                 "_id": docs.doc_id(community_id, day), "_source": body}
@@ -401,12 +425,13 @@ def _flush(ctx, unit, pending, result, update_bookmark):
     result.written += write(ctx, actions, series.name)
     days = [day for day, _ in pending]
     pending.clear()
-    indices = sorted({docs.index_name(series, day) for day in days})
-    ctx.client.indices.refresh(index=",".join(indices))  # readers see what the bookmark says
+    batch.written({docs.index_name(series, day) for day in days})
     result.years.update(day.year for day in days)
     result.last_day = days[-1]
-    if update_bookmark and unit.bookmark and days[-1] < unit.last:  # the end: run_unit
-        ctx.bookmarks(series).set_bookmark(community_id, days[-1].isoformat())
+    if days[-1] < unit.last:  # the end: run_unit
+        if update_bookmark and unit.bookmark:
+            batch.bookmark(series, community_id, days[-1], lock)
+        batch.commit()  # refresh first: readers see what the bookmark says
 
 
 def write(ctx, actions, what="aggregation"):

@@ -61,7 +61,7 @@ def _ms(day):
 
 def first_day(ctx, series, community_id):
     """The day of the community's first membership change, or None."""
-    if not ctx.client.indices.exists_alias(name=log.alias_name()):
+    if not ctx.alias_exists(log.alias_name()):
         return None
     res = log.search_log({"size": 0, "query": {"bool": {"filter": [
         {"term": {"community_id": community_id}}, {"term": {"event_type": IN}}]}},
@@ -96,7 +96,7 @@ def _computed(ctx, community_id, readers, first, last):
 
 def _touched(ctx, community_id, first, last):
     """``(day, {record ids with a log document that day})`` in day order (composite, exact)."""
-    if not ctx.client.indices.exists_alias(name=log.alias_name()):
+    if not ctx.alias_exists(log.alias_name()):
         return
     query = {"bool": {"filter": [
         {"term": {"community_id": community_id}},

@@ -98,7 +98,7 @@ def _fingerprint(ctx, community_id):
 
 def _members(ctx, community_id, readers):
     """Current metadata of the versions in the community now (their last transition: added)."""
-    if not ctx.client.indices.exists_alias(name=log.alias_name()):
+    if not ctx.alias_exists(log.alias_name()):
         return []
     now = log.epoch_ms(ctx.now) + 999  # ctx.now is to the second: its whole second (T3)
     ids = log.log_record_ids(ctx.client, [community_id])

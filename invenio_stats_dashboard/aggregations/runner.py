@@ -209,11 +209,16 @@ def work(run_id, progress=None, stop=None):
 
 
 def chain(ctx, community_id, series_list, params, guard, progress=None):
-    """One community: every series of the run in order; its outcome (JSON-able).
+    """One community: every series of the run, in two steps; its outcome (JSON-able).
 
     Each delta and its snapshot are planned and computed under their chain
     lock; when another run holds it, that run does them (it planned from the
     bookmarks as they were when it took the lock), and this one skips them.
+    The community's chain locks are taken first, its bookmarks read in one
+    multi-get; then the deltas run, one commit (:class:`~.batch.Batch`:
+    one refresh, one bookmark write) makes their documents searchable and
+    their bookmarks true, then the snapshots (which read the deltas) run
+    and a second commit ends the chain before its locks are released.
     """
     registry = registry_client()
     # "<id>_agg_running", not "<id>_agg": a scan for "<id>_agg*" must not
@@ -222,6 +227,7 @@ def chain(ctx, community_id, series_list, params, guard, progress=None):
     if not any(registry.scan_iter(match=f"{community_id}_first_run*", count=100)):
         registry.set(f"{community_id}_first_run", "in_progress")
     outcome = {"worker": f"{socket.gethostname()}:{os.getpid()}", "series": {}}
+    held = []
     try:
         for group in engine.chains(series_list):
             lock = engine.hold(group[0], community_id)
@@ -229,17 +235,49 @@ def chain(ctx, community_id, series_list, params, guard, progress=None):
                 for series in group:
                     outcome["series"][series.name] = _info(
                         skipped="another run is computing it")
-                continue
+            else:
+                held.append((group, lock))
+        mine = [s for group, _ in held for s in group]
+        related = mine + [get(s.depends_on) for s in mine if s.depends_on]
+        related += [d for s in mine for d in engine.dependents(s)]
+        try:
+            ctx.marks.load(community_id, related)
+        except Exception as exc:  # noqa: BLE001 - reported like a failed plan
+            return _failed(outcome, mine, exc)
+        for snapshots in (False, True):  # the deltas' step, then the snapshots'
+            batch = engine.Batch(ctx)
+            step = [(s, lock) for group, lock in held for s in group
+                    if (not s.is_delta) == snapshots]
+            done = []
+            for series, lock in step:
+                info = outcome["series"][series.name] = _series(
+                    ctx, community_id, series, params, guard, progress, lock, batch)
+                done.append(series)
+                if info["stopped"] or info["unavailable"]:
+                    break
             try:
-                for series in group:
-                    info = outcome["series"][series.name] = _series(
-                        ctx, community_id, series, params, guard, progress, lock)
-                    if info["stopped"] or info["unavailable"]:
-                        return outcome
-            finally:
-                lock.release()
+                batch.commit()
+            except Exception as exc:  # noqa: BLE001 - nothing bookmarked: re-computed
+                return _failed(outcome, done, exc)
+            if any(outcome["series"][s.name]["stopped"] or
+                   outcome["series"][s.name]["unavailable"] for s in done):
+                return outcome
     finally:
+        for _, lock in held:
+            lock.release()
+        ctx.marks.forget(community_id)
         registry.delete(f"{community_id}_agg_running")
+    return outcome
+
+
+def _failed(outcome, series_list, exc):
+    """Report ``exc`` (a failed bookmark read or commit) on each series of the step."""
+    current_app.logger.warning("aggregation commit failed", exc_info=True)
+    message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+    for series in series_list:
+        info = outcome["series"].setdefault(series.name, _info())
+        info.update(error=info["error"] or message, unavailable=engine.unavailable(exc),
+                    caught_up=False)
     return outcome
 
 
@@ -251,7 +289,7 @@ def _info(**values):
     return info
 
 
-def _series(ctx, community_id, series, params, guard, progress, lock):
+def _series(ctx, community_id, series, params, guard, progress, lock, batch):
     info = _info()
     try:
         units = engine.plan(ctx, series, community_id, params["start"], params["end"],
@@ -269,7 +307,14 @@ def _series(ctx, community_id, series, params, guard, progress, lock):
     whole = params["until_caught_up"] or params["ignore_bookmark"] or units[0].lower
     todo = units if whole else units[:1]
     for unit in todo:
-        result = engine.run_unit(ctx, unit, lock, params["update_bookmark"], guard, progress)
+        result = engine.run_unit(ctx, unit, lock, params["update_bookmark"], guard, progress,
+                                 batch)
+        if len(todo) > 1 and result.error is None:  # catch-up, recompute: unit by unit
+            try:
+                batch.commit()
+            except Exception as exc:  # noqa: BLE001 - nothing bookmarked: re-computed
+                result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+                result.unavailable = engine.unavailable(exc)
         flag_updated_years((community_id, y) for y in result.years if y < ctx.today.year)
         invalidate_rewritten((community_id, y) for y in result.years)
         info["units"] += 1

@@ -39,7 +39,7 @@ def first_day(ctx, series, community_id):
     """The day of the delta series' first document for the community, or None."""
     delta = get(series.depends_on)
     alias = docs.alias_name(delta)
-    if not ctx.client.indices.exists_alias(name=alias):
+    if not ctx.alias_exists(alias):
         return None
     res = ctx.client.search(index=alias, body={
         "size": 0, "query": {"term": {"community_id": community_id}},
@@ -104,7 +104,7 @@ def _counters_before(ctx, series, delta, community_id, first, kind, keys, signat
 def _rewritten(ctx, delta, community_id, through, built):
     """Whether a delta up to ``through`` was written after the state was built."""
     alias = docs.alias_name(delta)
-    if not ctx.client.indices.exists_alias(name=alias):
+    if not ctx.alias_exists(alias):
         return False
     found = ctx.client.count(index=alias, body={"query": {"bool": {"filter": [
         {"term": {"community_id": community_id}},

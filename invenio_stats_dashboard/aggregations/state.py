@@ -26,6 +26,7 @@ class AggregationState:
         """Bind to the client; the index is created on first write."""
         self.client = client or current_search_client
         self.index = prefix_index(INDEX)
+        self._exists = False
 
     def _id(self, series, community_id):
         return f"{series}_{community_id}"
@@ -40,9 +41,11 @@ class AggregationState:
 
     def put(self, series, community_id, day, data):
         """Record the state as of the end of ``day``."""
-        if not self.client.indices.exists(index=self.index):
-            self.client.indices.create(index=self.index, body={"mappings": MAPPING},
-                                       ignore=[400])
+        if not self._exists:  # once per run, not a request per snapshot unit
+            if not self.client.indices.exists(index=self.index):
+                self.client.indices.create(index=self.index, body={"mappings": MAPPING},
+                                           ignore=[400])
+            self._exists = True
         self.client.index(index=self.index, id=self._id(series, community_id), body={
             "series": series, "community_id": community_id, "day": str(day), "data": data})
 

@@ -64,7 +64,7 @@ def zero_body(usage_blocks):
 def _aliases(ctx):
     """``{side: read alias}`` of the sides whose events exist."""
     return {side: events_alias(side) for side in SIDES
-            if ctx.client.indices.exists_alias(name=events_alias(side))}
+            if ctx.alias_exists(events_alias(side))}
 
 
 def _query(community_id, first=None, last=None):

@@ -506,3 +506,24 @@ def test_two_year_exports_round_trip(services, world):
         if mimetype == "application/xml":
             schema.assertValid(etree.fromstring(response.data))
     assert dashboard(services, world, alpha, *TWO_YEARS, accept="*/*").data == plain.data
+
+
+class RefuseStatistics:
+    """A policy an instance might configure: communities' statistics for nobody."""
+
+    def can_read_stats(self, identity, community):
+        return False
+
+
+def test_a_refusing_policy_is_a_403(services, world, monkeypatch):
+    """``COMMUNITY_STATS_PERMISSION_POLICY`` (import string) refuses a readable
+    community: 403 JSON, computed nothing; global stays public."""
+    monkeypatch.setitem(services.config, "COMMUNITY_STATS_PERMISSION_POLICY",
+                        f"{__name__}:RefuseStatistics")
+    before = cache_state()
+    response = dashboard(services, world, world["slugs"]["alpha"], *TWO_YEARS, who="outsider")
+    assert response.status_code == 403, response.get_data(as_text=True)
+    payload = response.get_json()
+    assert set(payload) == {"status", "message"} and payload["status"] == 403
+    assert cache_state() == before
+    assert dashboard(services, world, "global", *TWO_YEARS, who=None).status_code == 200

@@ -382,3 +382,20 @@ def test_generation_with_the_query_layer(aggregated):
             "record-delta-category", alpha, f"{PAST}-01-01", f"{PAST}-12-31",
             component_names=components)))
     assert len(ResponseCache().entries()) == 4
+
+
+def test_generation_of_all_cleans_up_what_no_longer_belongs(aggregated):
+    """Gap 11: disabled or deleted communities, years outside the history; other years stay."""
+    cache, registry = ResponseCache(), registry_client()
+    alpha, gone = aggregated["alpha"], "00000000-0000-4000-8000-000000000000"
+    for community_id, year in ((alpha, PAST), ("global", 1990), (gone, PAST),
+                               ("global", PAST)):
+        assert cache.store(community_id, year, "record-delta-category", "added", {"x": 1},
+                           True)
+    registry.set(f"{gone}_first_run", "in_progress")
+    # opt-in (default): no community has its dashboard enabled, so "all" is global only
+    summary = create("all", [str(THIS)], compute=compute, cache=cache)
+    assert (summary["success"], summary["cleaned"]) == (len(RECORD_CATEGORIES), 3)
+    assert {(e["community_id"], e["year"]) for e in cache.entries()} == {
+        ("global", PAST), ("global", THIS)}
+    assert not registry.exists(f"{gone}_first_run")

@@ -399,3 +399,33 @@ def test_generation_of_all_cleans_up_what_no_longer_belongs(aggregated):
     assert {(e["community_id"], e["year"]) for e in cache.entries()} == {
         ("global", PAST), ("global", THIS)}
     assert not registry.exists(f"{gone}_first_run")
+
+
+def test_cli_generate_async_and_in_the_background(aggregated, services, child_env,
+                                                 monkeypatch, tmp_path):
+    """``--async`` queues the task (eager here); ``generate-background`` runs ``generate``
+    in a detached ``invenio`` process — both with the real compute (``compute_category``)."""
+    from invenio_stats_dashboard.utils.process_manager import ProcessManager
+
+    alpha, alpha_slug, cache = aggregated["alpha"], aggregated["alpha_slug"], ResponseCache()
+    queued = run(services, "generate", "--force", "--async", "--community-id", alpha,
+                 "--year", str(PAST))
+    assert queued.exit_code == 0 and "Task started with ID: " in queued.output, queued.output
+    assert {(e["community_id"], e["year"]) for e in cache.entries()} == {(alpha, PAST)}
+    cache.clear_all()
+    one_error(run(services, "generate-background", "--community-slug", alpha_slug,
+                  "--pid-dir", str(tmp_path)), "Scheduled cache tasks are disabled")
+    monkeypatch.setenv("INVENIO_STATS_CACHE_CATEGORIES", repr(RECORD_CATEGORIES))
+    started = run(services, "generate-background", "--force", "--community-slug", alpha_slug,
+                  "--year", str(THIS), "--pid-dir", str(tmp_path))
+    assert started.exit_code == 0 and "Started cache-generation in background" in \
+        started.output, started.output
+    job, deadline = ProcessManager("cache-generation", tmp_path), time.monotonic() + 180
+    while (status := job.status() or {}).get("running", True):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)
+    assert status["status"] == "finished", "".join(job.read_log(100))
+    assert f"--community-id {alpha}" in status["command"]
+    assert sorted(e["category"] for e in cache.entries()
+                  if (e["community_id"], e["year"]) == (alpha, THIS)) == sorted(
+        RECORD_CATEGORIES)

@@ -90,8 +90,11 @@ def config_version(config=None):
 
 
 def category_names(config=None):
-    """``STATS_CACHE_CATEGORIES``, else the ``STATS_QUERIES`` names ending in
-    ``-category`` (the four defaults until those are registered)."""
+    """Queries generated per (community, year).
+
+    ``STATS_CACHE_CATEGORIES``, else the ``STATS_QUERIES`` names ending in
+    ``-category`` (upstream's rule; the four defaults until those are registered).
+    """
     config = config or current_app.config
     if config.get("STATS_CACHE_CATEGORIES"):
         return tuple(config["STATS_CACHE_CATEGORIES"])

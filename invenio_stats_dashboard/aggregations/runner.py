@@ -28,7 +28,7 @@ from ..exceptions import (
     UsageEventsNotMigratedError,
 )
 from ..services import events_log as log
-from ..services.response_cache import invalidate_rewritten
+from ..services.response_cache import invalidate_rewritten, shared_client
 from ..services.health import HealthCheck
 from . import engine, fanout
 from .mappings import put_templates
@@ -401,11 +401,10 @@ def mark_empty(ctx, community_id, series, units):
 def registry_client():
     """Redis of the job-flag registry: ``STATS_CACHE_REDIS_URL``, else ``CACHE_REDIS_URL``
     with ``STATS_AGG_REGISTRY_REDIS_DB`` as its database (config.md §9)."""
-    import redis
 
     config = current_app.config
     url = config.get("STATS_CACHE_REDIS_URL")
     if not url:
         base = (config.get("CACHE_REDIS_URL") or "redis://localhost:6379/0").rsplit("/", 1)[0]
         url = f"{base}/{int(config.get('STATS_AGG_REGISTRY_REDIS_DB', 8))}"
-    return redis.Redis.from_url(url)
+    return shared_client(url)

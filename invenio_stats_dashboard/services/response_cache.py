@@ -75,9 +75,21 @@ def _url(config, db_setting, default_db):
     return f"{base}/{int(config.get(db_setting, default_db))}"
 
 
+_CLIENTS = {}  # url -> client: one connection pool per process, not one per request
+
+
+def shared_client(url):
+    """A Redis client for ``url``, shared by the process (redis-py is thread-safe and
+    resets its pool after a fork); connecting per request cost more than the GET."""
+    client = _CLIENTS.get(url)
+    if client is None:
+        client = _CLIENTS.setdefault(url, redis.Redis.from_url(url))
+    return client
+
+
 def cache_client(config=None):
     """Redis of the response cache (``STATS_CACHE_REDIS_DB``, 7)."""
-    return redis.Redis.from_url(_url(config or current_app.config, "STATS_CACHE_REDIS_DB", 7))
+    return shared_client(_url(config or current_app.config, "STATS_CACHE_REDIS_DB", 7))
 
 
 def config_version(config=None):

@@ -13,11 +13,10 @@ equal a hand computation from the history (``api_world.EXPECTED``).
 
 import pytest
 import orjson
-import redis
 from invenio_accounts.testutils import login_user_via_session
 
-from api_world import EXPECTED, LAST_DAY, YEAR, day, drive, is_delta
-from conftest import REDIS, RUN_PREFIX
+from api_world import EXPECTED, YEAR, day, drive, is_delta
+from conftest import RUN_PREFIX
 
 URL = "/stats-dashboard"
 CATEGORY_QUERIES = ("record-delta-category", "record-snapshot-category",

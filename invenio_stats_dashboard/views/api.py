@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import orjson
-from flask import Blueprint, Response, current_app, g, request
+from flask import Response, current_app, g, request
 
 from ..exceptions import CommunityNotFound, InvalidStatsRequest, StatsPermissionDenied
 from ..resources.categories import camel

@@ -526,3 +526,29 @@ def test_a_refusing_policy_is_a_403(services, world, monkeypatch):
     assert set(payload) == {"status", "message"} and payload["status"] == 403
     assert cache_state() == before
     assert dashboard(services, world, "global", *TWO_YEARS, who=None).status_code == 200
+
+
+def test_a_deleted_community_is_not_found(services, world, identities):
+    """A deleted community answers like a missing one on both endpoints, for its owner
+    and the administrator too (the communities service shows them a tombstone only)."""
+    from invenio_access.permissions import system_identity
+    from invenio_communities.proxies import current_communities
+
+    from invenio_stats_dashboard.demo.rdm import create_community
+
+    slug = f"{RUN_PREFIX.rstrip('-')}-gone"
+    community = create_community(identities["owner"], slug, "Gone")
+    alive = dashboard(services, world, slug, f"{Y1}-01-01", f"{Y1}-12-31")
+    assert alive.status_code == 200, alive.get_data(as_text=True)  # readable before
+    current_communities.service.delete(system_identity, community.id, data={
+        "removal_reason": {"id": "spam"}, "is_visible": False})
+    for who in ("owner", "admin", None):
+        for ident in (slug, str(community.id)):
+            response = dashboard(services, world, ident, f"{Y1}-01-01", f"{Y1}-12-31", who=who)
+            assert response.status_code == 404, (who, response.get_data(as_text=True))
+            assert response.get_json() == {"status": 404,
+                                           "message": f"Community {ident} not found"}
+    raw = services.test_client().post("/stats", data=orjson.dumps(
+        {"r": {"stat": "usage-delta-category", "params": {"community_id": slug}}}),
+        headers={"Content-Type": "application/json"})
+    assert raw.status_code == 404, raw.get_data(as_text=True)

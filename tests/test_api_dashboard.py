@@ -552,3 +552,25 @@ def test_a_deleted_community_is_not_found(services, world, identities):
         {"r": {"stat": "usage-delta-category", "params": {"community_id": slug}}}),
         headers={"Content-Type": "application/json"})
     assert raw.status_code == 404, raw.get_data(as_text=True)
+
+
+def test_a_disabled_dashboard_answers_as_configured(services, world, monkeypatch):
+    """``COMMUNITY_STATS_API_DISABLED_DASHBOARD``: "serve" answers for any readable
+    community; "forbid" gives 403 (JSON) for one whose dashboard is not enabled, and
+    still serves enabled ones and ``global``."""
+    from invenio_stats_dashboard.demo.rdm import create_community, make_identity
+
+    monkeypatch.setitem(services.config, "STATS_DASHBOARD_COMMUNITY_OPT_IN", True)
+    slug = f"{RUN_PREFIX.rstrip('-')}-dark"  # created under opt-in: switch off
+    create_community(make_identity(world["users"]["owner"]), slug, "Dark")
+    year = (f"{Y1}-01-01", f"{Y1}-12-31")
+    assert dashboard(services, world, slug, *year).status_code == 200  # "serve"
+    monkeypatch.setitem(services.config, "COMMUNITY_STATS_API_DISABLED_DASHBOARD", "forbid")
+    response = dashboard(services, world, slug, *year)
+    assert response.status_code == 403, response.get_data(as_text=True)
+    assert response.get_json() == {
+        "status": 403, "message": f"Statistics are not enabled for community {slug}"}
+    assert dashboard(services, world, world["slugs"]["alpha"], *year).status_code == 200
+    assert dashboard(services, world, "global", *year).status_code == 200
+    monkeypatch.setitem(services.config, "STATS_DASHBOARD_ENABLED_COMMUNITY", False)
+    assert dashboard(services, world, world["slugs"]["alpha"], *year).status_code == 403

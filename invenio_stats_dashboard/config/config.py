@@ -176,6 +176,10 @@ COMMUNITY_STATS_QUERIES = _stats_queries(_stats_query_permission_factory)
 # Class (or import string) with can_read_stats(identity, community); None: the
 # default (whoever may read the community may read its statistics).
 COMMUNITY_STATS_PERMISSION_POLICY = None
+# ours: what the API answers for a readable community whose dashboard is not
+# enabled (STATS_DASHBOARD_ENABLED_COMMUNITY and the stats:dashboard_enabled /
+# opt-in rule): "serve" (upstream: whatever is aggregated) or "forbid" (403).
+COMMUNITY_STATS_API_DISABLED_DASHBOARD = "serve"
 
 # --- 8. Celery beat schedules and locks ---
 

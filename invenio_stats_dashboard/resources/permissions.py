@@ -76,10 +76,26 @@ def resolve_community(community_id, identity=None):
             raise LookupError("deleted")
     except Exception as error:  # missing, deleted, malformed id, or no read access
         raise CommunityNotFound(f"Community {community_id} not found") from error
+    if not dashboard_allows(record):
+        raise StatsPermissionDenied(
+            f"Statistics are not enabled for community {community_id}")
     if not policy().can_read_stats(identity, record):
         raise StatsPermissionDenied(
             f"You may not read the statistics of community {community_id}")
     return str(record.id)
+
+
+def dashboard_allows(record):
+    """``COMMUNITY_STATS_API_DISABLED_DASHBOARD``: "serve" (default) answers for every
+    readable community; "forbid" only for those whose dashboard is enabled
+    (``(stats:dashboard_enabled or not OPT_IN) and STATS_DASHBOARD_ENABLED_COMMUNITY``,
+    the pages' rule, config.md)."""
+    config = current_app.config
+    if str(config.get("COMMUNITY_STATS_API_DISABLED_DASHBOARD") or "serve") != "forbid":
+        return True
+    switch = ((record.get("custom_fields") or {}).get("stats:dashboard_enabled") is True
+              or not config.get("STATS_DASHBOARD_COMMUNITY_OPT_IN", True))
+    return bool(switch and config.get("STATS_DASHBOARD_ENABLED_COMMUNITY", False))
 
 
 class _AllowAll:

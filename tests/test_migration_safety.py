@@ -97,6 +97,7 @@ def live_view(target, when):
 
 def forget_history(recid):
     """What a lost or never-run backfill leaves: no log document for ``recid``."""
+    log.refresh()  # documents written in the last seconds are not searchable yet
     current_search_client.delete_by_query(index=log.alias_name(), refresh=True, body={
         "query": {"term": {"record_id": recid}}})
 

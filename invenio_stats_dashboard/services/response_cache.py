@@ -92,13 +92,31 @@ def cache_client(config=None):
     return shared_client(_url(config or current_app.config, "STATS_CACHE_REDIS_DB", 7))
 
 
+_VERSIONS = {}  # ids of the config values -> (the values, version)
+
+
 def config_version(config=None):
-    """Short hash of what shapes an entry: subcounts, layout, metric registry, transform."""
+    """Short hash of what shapes an entry: subcounts, layout, metric registry, transform.
+
+    Memoised on the identity of the three config values (kept referenced, so
+    an id is never reused while memoised): serialising and hashing them cost
+    about as much as the cache read of a request. Replacing a value (as
+    ``app.config[...] = …`` does) gives a new version; mutating one in place
+    is not seen — configuration is not mutated at run time.
+    """
     config = config or current_app.config
-    parts = [config.get("COMMUNITY_STATS_SUBCOUNTS"), config.get("STATS_DASHBOARD_LAYOUT"),
-             config.get("STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY"), TRANSFORM_VERSION]
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    parts = (config.get("COMMUNITY_STATS_SUBCOUNTS"), config.get("STATS_DASHBOARD_LAYOUT"),
+             config.get("STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY"))
+    ids = tuple(map(id, parts))
+    memo = _VERSIONS.get(ids)
+    if memo is not None and all(a is b for a, b in zip(memo[0], parts)):
+        return memo[1]
+    text = json.dumps([*parts, TRANSFORM_VERSION], sort_keys=True, default=str)
+    version = hashlib.sha256(text.encode()).hexdigest()[:12]
+    if len(_VERSIONS) > 64:  # configs come and go in tests only
+        _VERSIONS.clear()
+    _VERSIONS[ids] = (parts, version)
+    return version
 
 
 def category_names(config=None):
@@ -234,12 +252,28 @@ class ResponseCache:
         except redis.RedisError:  # statistics never fail a request
             pass
 
+    def _lookup(self, key):
+        """GET ``key`` and count the lookup in one round trip (the hit path's only one)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.hincrby(self.stats_key, "lookups", 1)
+        raw, _ = pipe.execute(raise_on_error=False)
+        if isinstance(raw, Exception):
+            raise raw
+        return gzip.decompress(raw) if raw is not None else None
+
     def counters(self):
-        """``{hits, misses, computed, stored, waited}`` since the last clear."""
+        """``{hits, misses, computed, stored, waited}`` since the last clear.
+
+        Hits are lookups that were not misses, plus entries found after a miss
+        (stored by another request while this one waited for the lock).
+        """
         raw = self.client.hgetall(self.stats_key)
         found = {k.decode(): int(v) for k, v in raw.items()}
-        return {name: found.get(name, 0)
-                for name in ("hits", "misses", "computed", "stored", "waited")}
+        counts = {name: found.get(name, 0)
+                  for name in ("misses", "computed", "stored", "waited")}
+        hits = found.get("lookups", 0) - counts["misses"] + found.get("late_hits", 0)
+        return {"hits": hits, **counts}
 
     # --- the API path --------------------------------------------------------------
 
@@ -254,9 +288,8 @@ class ResponseCache:
         ``compute`` raises.
         """
         key = self.key(community_id, year, query_name, date_basis, optimize)
-        cached = self.read(key)
+        cached = self._lookup(key)
         if cached is not None:
-            self._count("hits")
             return cached
         self._count("misses")
         wait = float(self.config.get("STATS_CACHE_LOCK_WAIT", 120) if wait is None else wait)
@@ -269,7 +302,7 @@ class ResponseCache:
                 try:
                     cached = self.read(key)  # stored between our miss and the lock
                     if cached is not None:
-                        self._count("hits")
+                        self._count("late_hits")
                         return cached
                     return self._compute_and_store(community_id, year, query_name,
                                                    date_basis, compute, optimize)

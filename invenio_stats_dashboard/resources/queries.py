@@ -26,7 +26,7 @@ from .categories import (
     camel,
 )
 from .permissions import resolve_community
-from .transform import SeriesFolder
+from .transform import SeriesFolder, collector_paused
 
 def _page_size():
     config = current_app.config
@@ -98,11 +98,12 @@ def _snake(name):
 
 def _category_set(category, community_uuid, start, end, date_basis, subcounts=None,
                   metrics=None):
-    folder = SeriesFolder(category, current_app.config.get("COMMUNITY_STATS_SUBCOUNTS"),
-                          subcounts, metrics)
-    for doc in iter_documents(category, community_uuid, start, end, date_basis):
-        folder.add(doc)
-    return folder.result()
+    with collector_paused():  # see there: most of a cold year's time otherwise
+        folder = SeriesFolder(category, current_app.config.get("COMMUNITY_STATS_SUBCOUNTS"),
+                              subcounts, metrics)
+        for doc in iter_documents(category, community_uuid, start, end, date_basis):
+            folder.add(doc)
+        return folder.result()
 
 
 def compute_category(query_name, community_uuid, start_date, end_date, date_basis="added",

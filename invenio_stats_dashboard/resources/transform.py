@@ -12,6 +12,10 @@ whose points all fall in one calendar year carries ``year`` and ``MM-DD``
 dates, else ``YYYY-MM-DD`` (an empty series carries no ``year``).
 """
 
+import gc
+import threading
+from contextlib import contextmanager
+
 from .categories import FILE_PRESENCE, camel
 
 _PARTS = {}  # path -> its parts: split once, not once per point (a year is ~70,000 points)
@@ -148,9 +152,38 @@ def compact(series):
     return series
 
 
+_FOLDING = {"count": 0, "was_enabled": False}
+_FOLDING_LOCK = threading.Lock()
+
+
+@contextmanager
+def collector_paused():
+    """No cyclic garbage collection while series are built.
+
+    A year block allocates ~70,000 small lists and no reference cycles; the
+    collections those allocations trigger (each walking every live object)
+    took four fifths of a cold request's time (400 ms → 80 ms measured on
+    the demo's usage-delta year). Process-wide, so counted: the collector
+    comes back when the last concurrent fold ends, as it was before.
+    """
+    with _FOLDING_LOCK:
+        if _FOLDING["count"] == 0:
+            _FOLDING["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _FOLDING["count"] += 1
+    try:
+        yield
+    finally:
+        with _FOLDING_LOCK:
+            _FOLDING["count"] -= 1
+            if _FOLDING["count"] == 0 and _FOLDING["was_enabled"]:
+                gc.enable()
+
+
 def build_series_set(category, docs, subcount_config, subcounts=None, metrics=None):
     """Series set of ``category`` from ``docs`` (ascending date), see ``SeriesFolder``."""
-    folder = SeriesFolder(category, subcount_config, subcounts, metrics)
-    for doc in docs:
-        folder.add(doc)
-    return folder.result()
+    with collector_paused():
+        folder = SeriesFolder(category, subcount_config, subcounts, metrics)
+        for doc in docs:
+            folder.add(doc)
+        return folder.result()

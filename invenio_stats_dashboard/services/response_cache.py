@@ -34,6 +34,7 @@ Why it looks like this (api-and-cache.md §8, gaps 11–20 fixed):
 import gzip
 import hashlib
 import json
+import re
 import time
 from datetime import date, datetime, timezone
 
@@ -93,6 +94,23 @@ def cache_client(config=None):
 
 
 _VERSIONS = {}  # ids of the config values -> (the values, version)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _stable(value):
+    """JSON stand-in for a config value that is not JSON, the same in every process.
+
+    Subcount configs hold functions (``extract_affiliations_for_event``): their
+    ``str()`` carries a memory address, which made every process (each web
+    worker, the Celery worker, the CLI) compute its own version, so entries
+    stored by one were never read by another.
+    """
+    if isinstance(value, (set, frozenset)):
+        return sorted(map(repr, value))
+    name = getattr(value, "__qualname__", None)
+    if name is not None and (callable(value) or isinstance(value, type)):
+        return f"{getattr(value, '__module__', '')}.{name}"
+    return _ADDRESS.sub("", repr(value))
 
 
 def config_version(config=None):
@@ -111,7 +129,7 @@ def config_version(config=None):
     memo = _VERSIONS.get(ids)
     if memo is not None and all(a is b for a, b in zip(memo[0], parts)):
         return memo[1]
-    text = json.dumps([*parts, TRANSFORM_VERSION], sort_keys=True, default=str)
+    text = json.dumps([*parts, TRANSFORM_VERSION], sort_keys=True, default=_stable)
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
     if len(_VERSIONS) > 64:  # configs come and go in tests only
         _VERSIONS.clear()

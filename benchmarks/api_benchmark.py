@@ -14,6 +14,10 @@ entry points install) with the rate limiter off, adds one trivial route to
 *this* app only (``/_bench/empty``: no body read, ``{}`` back), mounts it
 under ``/api`` as the demo's server does, and serves it with werkzeug's
 threaded server (the server class ``scripts/serve.py`` runs) on a free port.
+With ``--server gunicorn`` the same app (``bench_wsgi.py``) runs in gunicorn
+worker processes instead (``--workers``, default one per core, gthread
+``--threads`` each): how a production instance uses its cores — werkzeug's
+server is one process, so concurrent cold computations share one GIL there.
 The requests come from a second process (spawned, so client and server do
 not share a GIL), one thread per concurrent client, one new HTTP/1.0
 connection per request as that server speaks.
@@ -60,7 +64,8 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EMPTY_PATH = "/api/_bench/empty"
+sys.path.insert(0, str(ROOT / "benchmarks"))  # bench_wsgi
+EMPTY_PATH = "/api/_bench/empty"  # bench_wsgi.EMPTY_ROUTE under /api
 DASHBOARD_PATH = "/api/stats-dashboard"
 STATS_PATH = "/api/stats"
 CATEGORIES = ("usage-delta-category", "usage-snapshot-category",
@@ -98,27 +103,59 @@ def demo_environment():
 
 def build_server():
     """The API app with the empty route, under ``/api``, on a threaded werkzeug server."""
-    from flask import Response
-    from invenio_app.factory import create_api
-    from werkzeug.exceptions import NotFound
-    from werkzeug.middleware.dispatcher import DispatcherMiddleware
     from werkzeug.serving import WSGIRequestHandler, make_server
 
-    app = create_api()
+    from bench_wsgi import bench_app
 
-    def bench_empty():
-        return Response(b"{}", status=200, mimetype="application/json")
-
-    app.add_url_rule("/_bench/empty", "bench_empty", bench_empty, methods=["GET", "POST"])
+    app, wsgi = bench_app()
 
     class QuietHandler(WSGIRequestHandler):
         def log_request(self, *args, **kwargs):  # thousands of lines otherwise
             pass
 
-    wsgi = DispatcherMiddleware(NotFound(), {"/api": app})
     server = make_server("127.0.0.1", 0, wsgi, threaded=True, request_handler=QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return app, server
+    return app, server.server_port, server.shutdown
+
+
+def start_gunicorn(workers, threads):
+    """The same WSGI app in ``workers`` gunicorn processes (gthread, ``threads`` each):
+    how a production instance spreads requests over its cores. Returns
+    ``(app for this process's lookups, port, stop)``."""
+    import signal
+    import socket
+    import subprocess
+
+    from bench_wsgi import bench_app
+
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        sys.exit("--server gunicorn needs gunicorn: .venv/bin/pip install gunicorn")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
+         "--worker-class", "gthread", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+         "--timeout", "300", "--chdir", str(ROOT / "benchmarks"), "bench_wsgi:application"])
+    app = bench_app()[0]
+    deadline = time.monotonic() + 180
+    while True:  # every worker builds its app: wait until one answers
+        try:
+            if http_post(port, EMPTY_PATH, b"{}")[0] == 200:
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit("gunicorn did not start (see its output above)")
+        time.sleep(0.5)
+
+    def stop():
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+    return app, port, stop
 
 
 def public_targets(app, port, year, query):
@@ -253,6 +290,12 @@ def main():
     parser.add_argument("--cold-requests", type=int, default=24,
                         help="timed requests per cold phase")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--server", choices=("werkzeug", "gunicorn"), default="werkzeug",
+                        help="werkzeug's threaded server in this process (the demo's), or "
+                             "gunicorn worker processes (production-like; pip install gunicorn)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="gunicorn worker processes (default: one per core)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--no-stats-endpoint", action="store_true",
                         help="skip the uncached /api/stats reference rows")
     args = parser.parse_args()
@@ -260,10 +303,14 @@ def main():
     demo_environment()
     print(f"instance {os.environ['INVENIO_INSTANCE_PATH']}, "
           f"indices {os.environ['INVENIO_SEARCH_INDEX_PREFIX']}*, load {os.getloadavg()[0]:.2f}")
-    app, server = build_server()
-    port = server.server_port
+    if args.server == "gunicorn":
+        app, port, stop = start_gunicorn(args.workers, args.threads)
+        served = f"gunicorn, {args.workers} workers x {args.threads} threads"
+    else:
+        app, port, stop = build_server()
+        served = "werkzeug threaded"
     redis_url = cache_redis_url(app)
-    print(f"API app served on http://127.0.0.1:{port}/api (werkzeug threaded); "
+    print(f"API app served on http://127.0.0.1:{port}/api ({served}); "
           f"cache {redis_url}")
 
     targets = public_targets(app, port, args.year, args.query)
@@ -359,14 +406,16 @@ def main():
                                                              args.year), None)])
     # The entry is back for the next reader (the cold phases deleted and recomputed it).
     http_post(port, DASHBOARD_PATH, body)
-    server.shutdown()
+    stop()
     report(rows, args, label)
 
 
 def report(rows, args, label):
     """The table and the ratios against the same run's floors."""
     print()
-    print(f"{args.query}, {label}, {args.year}; load {os.getloadavg()[0]:.2f} at the end")
+    server = args.server + (f" ({args.workers} workers x {args.threads} threads)"
+                            if args.server == "gunicorn" else "")
+    print(f"{args.query}, {label}, {args.year}, {server}; load {os.getloadavg()[0]:.2f} at the end")
     print(f"{'phase':<36}{'conc':>5}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'req/s':>9}")
     for r in rows:
         print(f"{r['name']:<36}{r['concurrency']:>5}{r['n']:>6}{r['p50'] * 1000:>10.2f}"

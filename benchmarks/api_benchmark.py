@@ -122,6 +122,7 @@ def start_gunicorn(workers, threads):
     """The same WSGI app in ``workers`` gunicorn processes (gthread, ``threads`` each):
     how a production instance spreads requests over its cores. Returns
     ``(app for this process's lookups, port, stop)``."""
+    import atexit
     import signal
     import socket
     import subprocess
@@ -152,9 +153,11 @@ def start_gunicorn(workers, threads):
         time.sleep(0.5)
 
     def stop():
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
 
+    atexit.register(stop)  # also when the benchmark exits early (sys.exit, errors)
     return app, port, stop
 
 

@@ -371,6 +371,31 @@ def test_more_than_ten_thousand_documents_are_all_returned(world, app, identitie
     assert result["cat"]["global"]["downloads"][0]["data"][5] == ["1990-01-06", 0]
 
 
+def test_a_memory_budget_shrinks_the_page_within_its_bounds(app, monkeypatch):
+    """§4.8: a page's projected memory (docs × avg bytes × multiplier × safety) stays
+    within the budget; never under MIN; no budget pressure keeps the configured size."""
+    from invenio_stats_dashboard.resources.queries import _page_size
+
+    per_doc = 2048 * 4.0 * 1.2
+    settings = {"STATS_DATA_SERIES_PAGE_SIZE": 365, "STATS_DATA_SERIES_PAGE_SIZE_MIN": 50,
+                "STATS_DATA_SERIES_PAGE_SIZE_MAX": 365, "STATS_DATA_SERIES_AVG_DOC_BYTES": 2048,
+                "STATS_DATA_SERIES_INMEMORY_MULTIPLIER": 4.0,
+                "STATS_DATA_SERIES_MEM_SAFETY_FACTOR": 1.2}
+    for key, value in settings.items():
+        monkeypatch.setitem(app.config, key, value)
+    with app.app_context():
+        monkeypatch.setitem(app.config, "STATS_DATA_SERIES_MEM_BUDGET_BYTES", None)
+        assert _page_size() == 365  # this machine has far more than 365 pages' worth
+        monkeypatch.setitem(app.config, "STATS_DATA_SERIES_MEM_BUDGET_BYTES",
+                            int(120 * per_doc) + 1)
+        assert _page_size() == 120
+        monkeypatch.setitem(app.config, "STATS_DATA_SERIES_MEM_BUDGET_BYTES", 1000)
+        assert _page_size() == 50
+        monkeypatch.setitem(app.config, "STATS_DATA_SERIES_MEM_BUDGET_BYTES", None)
+        monkeypatch.setitem(app.config, "STATS_DATA_SERIES_MEM_HIGH_WATER_PERCENT", 0.0001)
+        assert _page_size() == 50  # RSS is over 0.01 % of RAM already
+
+
 def test_optimisation_prunes_registry_metrics_only(world, app, client):
     """§4.7: listed subcounts keep the metrics of the given components; others keep all."""
     from invenio_stats_dashboard.resources.queries import compute_category

@@ -11,6 +11,7 @@ readable); ``subcount_id`` restricts a single series; the four
 created/published raw names are served (every basis is aggregated here).
 """
 
+import psutil
 from flask import current_app
 from invenio_search.engine import search
 from invenio_search.proxies import current_search_client
@@ -29,11 +30,28 @@ from .permissions import resolve_community
 from .transform import SeriesFolder, collector_paused
 
 def _page_size():
+    """Documents per page (spec §4.8): the configured size within MIN..MAX, shrunk
+    when a page's projected memory would not fit the budget.
+
+    The budget is ``STATS_DATA_SERIES_MEM_BUDGET_BYTES``, else what is left
+    below ``…_MEM_HIGH_WATER_PERCENT`` of RAM given the process's RSS now; a
+    page costs ``AVG_DOC_BYTES × INMEMORY_MULTIPLIER × MEM_SAFETY_FACTOR``
+    per document (pages are folded and released, so one page is what is held).
+    """
     config = current_app.config
     size = config.get("STATS_DATA_SERIES_PAGE_SIZE", 365)
     low = config.get("STATS_DATA_SERIES_PAGE_SIZE_MIN", 50)
     high = config.get("STATS_DATA_SERIES_PAGE_SIZE_MAX", 365)
-    return max(1, low, min(size, high))
+    size = max(1, low, min(size, high))
+    per_doc = (float(config.get("STATS_DATA_SERIES_AVG_DOC_BYTES") or 2048)
+               * float(config.get("STATS_DATA_SERIES_INMEMORY_MULTIPLIER") or 4.0)
+               * float(config.get("STATS_DATA_SERIES_MEM_SAFETY_FACTOR") or 1.2))
+    budget = config.get("STATS_DATA_SERIES_MEM_BUDGET_BYTES")
+    if not budget:
+        share = float(config.get("STATS_DATA_SERIES_MEM_HIGH_WATER_PERCENT") or 0.75)
+        budget = (psutil.virtual_memory().total * share
+                  - psutil.Process().memory_info().rss)
+    return max(1, low, min(size, int(max(budget, 0) // per_doc)))
 
 
 def iter_documents(category, community_uuid, start=None, end=None, date_basis="added",

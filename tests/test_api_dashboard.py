@@ -417,6 +417,55 @@ def test_optimize_selects_the_metric_set_and_its_own_entry(services, world, monk
     ResponseCache().clear_all()
 
 
+def _set_own_layout(community_id, layout):
+    from invenio_communities.communities.records.api import Community
+    from invenio_db import db
+
+    record = Community.get_record(community_id)
+    fields = record.setdefault("custom_fields", {})
+    if layout is None:
+        fields.pop("stats:dashboard_layout", None)
+    else:
+        fields["stats:dashboard_layout"] = layout
+    record.commit()
+    db.session.commit()
+
+
+def test_a_communitys_own_layout_change_is_never_served_stale(services, world, monkeypatch):
+    """With pruning on, an entry depends on the components of the layout it was pruned
+    for; a community's own layout (custom field) is not in the config version, so a
+    change must give other keys: the old layout's shape is not served, and cleanup
+    removes the old entries."""
+    from invenio_stats_dashboard.services.cache_generation import cleanup_entries
+    from invenio_stats_dashboard.services.response_cache import ResponseCache
+
+    registry = {"usage_deltas": {"global": {"views": ["SingleStatViews"],
+                                            "downloads": ["OwnDownloads"]}}}
+    monkeypatch.setitem(services.config, "STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY",
+                        registry)
+    cache = ResponseCache()
+    cache.clear_all()
+    alpha, year = world["slugs"]["alpha"], (f"{Y1}-01-01", f"{Y1}-12-31")
+    q = ("usage-delta-category",)
+    before = dashboard(services, world, alpha, *year, queries=q, optimize=True).get_json()
+    assert set(before[q[0]]["global"]) >= {"views"} and "downloads" not in before[q[0]]["global"]
+    own = {"tabs": [{"rows": [{"components": [{"component": "OwnDownloads"}]}]}]}
+    _set_own_layout(world["ids"]["alpha"], own)
+    try:
+        after = dashboard(services, world, alpha, *year, queries=q, optimize=True).get_json()
+        assert "downloads" in after[q[0]]["global"] and "views" not in after[q[0]]["global"]
+        mine = [e for e in entries(world["ids"]["alpha"]) if e["category"] == q[0]]
+        assert len(mine) == 2 and ["OwnDownloads"] in [e["components"] for e in mine]
+        with services.app_context():
+            removed = cleanup_entries(cache, {world["ids"]["alpha"]: [Y1]})
+        assert removed >= 1
+        left = [e for e in entries(world["ids"]["alpha"]) if e["category"] == q[0]]
+        assert [e["components"] for e in left] == [["OwnDownloads"]]
+    finally:
+        _set_own_layout(world["ids"]["alpha"], None)
+        cache.clear_all()
+
+
 # --- permissions -----------------------------------------------------------------------
 
 def _secret_request(services, world, who, ident):

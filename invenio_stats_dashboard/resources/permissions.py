@@ -60,8 +60,14 @@ def resolve_community(community_id, identity=None):
     (default: ``current_identity()``) may not read it; ``StatsPermissionDenied``
     when the configured policy refuses statistics of a readable community.
     """
+    record = read_community(community_id, identity)
+    return GLOBAL if record is None else str(record.id)
+
+
+def read_community(community_id, identity=None):
+    """The community record ``resolve_community`` checks (None for ``global``)."""
     if community_id in (None, "", GLOBAL):
-        return GLOBAL
+        return None
     from invenio_communities.proxies import current_communities
 
     identity = identity if identity is not None else current_identity()
@@ -82,7 +88,7 @@ def resolve_community(community_id, identity=None):
     if not policy().can_read_stats(identity, record):
         raise StatsPermissionDenied(
             f"You may not read the statistics of community {community_id}")
-    return str(record.id)
+    return record
 
 
 def dashboard_allows(record):

@@ -140,16 +140,33 @@ def _components(community_id, optimize):
     return layout_components(community_id) if optimize else None
 
 
-def layout_components(community_id):
+def key_components(community_id, optimize, custom_fields=None):
+    """What of the community's layout goes into its cache keys (None: nothing).
+
+    Only when ``optimize`` prunes anything (a non-empty
+    ``STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY``): then an entry depends on
+    the components of the layout it was pruned for, and a community's own
+    layout is not in the configuration version — so a changed layout gets
+    new keys instead of the old layout's shapes. ``custom_fields``: the
+    community's, when the caller has read it already (saves a query).
+    """
+    if not optimize or not current_app.config.get("STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY"):
+        return None
+    return layout_components(community_id, custom_fields)
+
+
+def layout_components(community_id, custom_fields=None):
     """Component names of the community's layout (its ``stats:dashboard_layout``
     custom field), else of ``STATS_DASHBOARD_LAYOUT["global_layout"]`` (config.md §5.4)."""
     layout = None
     if community_id != log.GLOBAL:
-        from invenio_communities.communities.records.models import CommunityMetadata
+        if custom_fields is None:
+            from invenio_communities.communities.records.models import CommunityMetadata
 
-        row = CommunityMetadata.query.filter_by(id=community_id).one_or_none()
-        fields = ((row.json or {}).get("custom_fields") or {}) if row is not None else {}
-        layout = fields.get("stats:dashboard_layout") or None
+            row = CommunityMetadata.query.filter_by(id=community_id).one_or_none()
+            custom_fields = ((row.json or {}).get("custom_fields") or {}) if row is not None \
+                else {}
+        layout = (custom_fields or {}).get("stats:dashboard_layout") or None
     if not isinstance(layout, dict):
         layout = (current_app.config.get("STATS_DASHBOARD_LAYOUT") or {}).get("global_layout")
     names = set()
@@ -226,7 +243,8 @@ def create(community_ids=None, years=None, overwrite=False, optimize=None,
 
 def _one(cache, summary, compute, community_id, year, query, basis, optimize, regenerate):
     """One item; True when a complete entry is there afterwards."""
-    key = cache.key(community_id, year, query, basis, optimize)
+    components = key_components(community_id, optimize)
+    key = cache.key(community_id, year, query, basis, optimize, components)
     if not regenerate and cache.exists_complete(key):
         summary["skipped_existing"] += 1
         return True
@@ -235,7 +253,7 @@ def _one(cache, summary, compute, community_id, year, query, basis, optimize, re
         complete = cache.is_complete(community_id, year, query, basis)
         data = compute(query, community_id, year, basis, _components(community_id, optimize))
         stored = cache.store(community_id, year, query, basis, data, complete, optimize,
-                             generation)
+                             generation, components)
     except Exception as exc:  # noqa: BLE001 - one item's failure is reported
         current_app.logger.warning("cache generation of %s/%s/%s failed", community_id,
                                    year, query, exc_info=True)
@@ -254,14 +272,26 @@ def _one(cache, summary, compute, community_id, year, query, basis, optimize, re
 
 
 def cleanup_entries(cache, spans):
-    """Delete entries of communities not in ``spans``, years outside them, old versions.
+    """Delete entries of communities not in ``spans``, years outside them, old versions,
+    and entries pruned for a layout the community no longer has.
 
     ``spans`` maps every community that should have entries to its years.
     Registry flags of communities that no longer exist go too (gap 19: the
     first-run flag of a deleted community).
     """
+    layouts = {}
+
+    def stale_layout(entry):  # pruned for components the community's layout no longer has
+        if entry.get("components") is None:
+            return False
+        cid = entry["community_id"]
+        if cid not in layouts:
+            layouts[cid] = key_components(cid, True)
+        return entry["components"] != layouts[cid]
+
     doomed = [e for e in cache.entries() if e.get("version") != cache.version
-              or e["community_id"] not in spans or e["year"] not in spans[e["community_id"]]]
+              or e["community_id"] not in spans or e["year"] not in spans[e["community_id"]]
+              or stale_layout(e)]
     removed = cache.delete(doomed)
     for community_id in {e["community_id"] for e in doomed} - set(spans):
         if community_id != log.GLOBAL and not _exists(community_id):

@@ -198,14 +198,19 @@ class ResponseCache:
         """``STATS_DASHBOARD_OPTIMIZE_DATA_SERIES`` (entries are keyed by it)."""
         return bool(self.config.get("STATS_DASHBOARD_OPTIMIZE_DATA_SERIES", True))
 
-    def key(self, community_id, year, query_name, date_basis="added", optimize=None):
-        """``<prefix>:<sha256>`` of upstream's request JSON plus basis, optimize, version."""
+    def key(self, community_id, year, query_name, date_basis="added", optimize=None,
+            components=None):
+        """``<prefix>:<sha256>`` of upstream's request JSON plus basis, optimize, version
+        and, when given, the layout components the entry is pruned for
+        (``cache_generation.key_components``)."""
         optimize = self.optimize_default() if optimize is None else bool(optimize)
         payload = {"content_type": "application/json", "request_data": {
             "stat": query_name, "params": {
                 "community_id": str(community_id), "start_date": f"{int(year)}-01-01",
                 "end_date": f"{int(year)}-12-31", "date_basis": date_basis or "added"}},
             "optimize": optimize, "version": self.version}
+        if components is not None:
+            payload["components"] = sorted(components)
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         return f"{self.prefix}:{digest}"
 
@@ -233,13 +238,13 @@ class ResponseCache:
         return bool(meta and meta.get("complete") and self.client.exists(key))
 
     def store(self, community_id, year, query_name, date_basis, data, complete,
-              optimize=None, generation=None):
+              optimize=None, generation=None, components=None):
         """Write an entry (atomic with its index records); False when invalidated meanwhile.
 
         ``generation`` is the (community, year) counter read before computing;
         None reads it now (no race to guard against).
         """
-        key = self.key(community_id, year, query_name, date_basis, optimize)
+        key = self.key(community_id, year, query_name, date_basis, optimize, components)
         if generation is None:
             generation = self.generation(community_id, year)
         body = data if isinstance(data, bytes) else orjson.dumps(
@@ -254,7 +259,9 @@ class ResponseCache:
             "date_basis": date_basis or "added", "version": self.version,
             "optimize": self.optimize_default() if optimize is None else bool(optimize),
             "size": len(packed), "raw_size": len(body), "created": time.time(),
-            "complete": bool(complete)}, sort_keys=True)
+            "complete": bool(complete),
+            "components": sorted(components) if components is not None else None},
+            sort_keys=True)
         keys = [self._gen_key(community_id, year), key, self.index_key,
                 self._community_set(community_id)]
         return bool(self._store(keys=keys, args=[generation, packed, ttl, meta]))
@@ -296,7 +303,7 @@ class ResponseCache:
     # --- the API path --------------------------------------------------------------
 
     def get_or_create(self, community_id, year, query_name, date_basis, compute,
-                      optimize=None, wait=None):
+                      optimize=None, wait=None, components=None):
         """JSON bytes of the entry, computing it once when missing.
 
         ``compute()`` returns the series set. Concurrent misses of one key
@@ -305,7 +312,7 @@ class ResponseCache:
         then they compute without storing). Nothing is stored when
         ``compute`` raises.
         """
-        key = self.key(community_id, year, query_name, date_basis, optimize)
+        key = self.key(community_id, year, query_name, date_basis, optimize, components)
         cached = self._lookup(key)
         if cached is not None:
             return cached
@@ -323,7 +330,7 @@ class ResponseCache:
                         self._count("late_hits")
                         return cached
                     return self._compute_and_store(community_id, year, query_name,
-                                                   date_basis, compute, optimize)
+                                                   date_basis, compute, optimize, components)
                 finally:
                     lock.release()
             time.sleep(delay)
@@ -340,13 +347,13 @@ class ResponseCache:
         return orjson.dumps(data, option=orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS)
 
     def _compute_and_store(self, community_id, year, query_name, date_basis, compute,
-                           optimize):
+                           optimize, components=None):
         generation = self.generation(community_id, year)
         complete = self.is_complete(community_id, year, query_name, date_basis)
         body = self._encode(compute())
         self._count("computed")
         if self.store(community_id, year, query_name, date_basis, body, complete, optimize,
-                      generation):
+                      generation, components):
             self._count("stored")
         return body
 

@@ -71,6 +71,7 @@ class DashboardQuery:
     metric: str | None
     optimize: bool | None
     requested_community: str = "global"  # as the caller wrote it (export file names)
+    custom_fields: dict | None = None  # the community's, read by the permission check
 
 
 # --- validation ------------------------------------------------------------------
@@ -229,20 +230,22 @@ def resolve_for_caller(queries):
     restricted community's existence does not leak) → 404;
     ``StatsPermissionDenied`` (visible community, statistics not allowed) → 403.
     """
-    from ..resources.permissions import resolve_community
+    from ..resources.permissions import read_community
 
     resolved = {}
     for query in queries:
         key = query.community_id
         if key not in resolved:
             try:
-                resolved[key] = resolve_community(key, g.identity)
+                resolved[key] = read_community(key, g.identity)
             except CommunityNotFound:
                 raise ApiError(404, f"Community {key} not found") from None
             except StatsPermissionDenied as error:
                 raise ApiError(403, str(error) or
                                f"Statistics of community {key} are not available") from None
-        query.community_id = resolved[key]
+        record = resolved[key]
+        query.community_id = "global" if record is None else str(record.id)
+        query.custom_fields = None if record is None else (record.get("custom_fields") or {})
 
 
 # --- answering ---------------------------------------------------------------------
@@ -263,7 +266,8 @@ def _computer(query, year, optimize):
     from ..services.cache_generation import default_compute, layout_components
 
     def compute():
-        names = layout_components(query.community_id) if optimize else None
+        names = layout_components(query.community_id, query.custom_fields) if optimize \
+            else None
         return default_compute(query.name, query.community_id, year, query.date_basis,
                                component_names=names)
 
@@ -278,13 +282,15 @@ def year_blocks(query):
     only as its completeness gate allows). Entries are keyed by ``optimize``
     too, so a request for the other metric set never gets this one's bytes.
     """
+    from ..services.cache_generation import key_components
     from ..services.response_cache import ResponseCache
 
     optimize = _config_optimize() if query.optimize is None else query.optimize
+    components = key_components(query.community_id, optimize, query.custom_fields)
     cache = ResponseCache()
     return [(year, cache.get_or_create(query.community_id, year, query.name,
                                        query.date_basis, _computer(query, year, optimize),
-                                       optimize=optimize))
+                                       optimize=optimize, components=components))
             for year in range(query.start.year, query.end.year + 1)]
 
 

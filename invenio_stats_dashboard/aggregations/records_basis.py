@@ -59,16 +59,33 @@ def compute(ctx, series, community_id, days):
     stored_day, state = ctx.state.get(series.name, community_id)
     if not state or state.get("layout") != layout:
         state = None
-    fingerprint = _fingerprint(ctx, community_id)
+    fingerprint = _shared(ctx, community_id, "fingerprint",
+                          lambda: _fingerprint(ctx, community_id))
     if state and state["fingerprint"] == fingerprint and _unchanged_tail(state, days):
         yield from _tail(ctx, series, community_id, days, state, readers)
         return
-    members = _members(ctx, community_id, readers)
+    members = _shared(ctx, community_id, "members",
+                      lambda: _members(ctx, community_id, readers))
     walk = Walk(series, members, state, days, readers)
     yield from walk.documents(keys, ctx.top_limit)
     # Reached only when the engine took the last document (see snapshots.py).
     ctx.state.put(series.name, community_id, walk.end, {
         "layout": layout, "fingerprint": fingerprint, **walk.summary()})
+
+
+def _shared(ctx, community_id, name, read):
+    """``read()``, once per community's chain (four series, one member set).
+
+    Safe because the fingerprint is always read first: a state stores a
+    fingerprint taken before its members were read, so a change in between
+    makes the next run read again — as when each series read its own.
+    """
+    memo = ctx.chain_memo(community_id)
+    if memo is None:
+        return read()
+    if name not in memo:
+        memo[name] = read()
+    return memo[name]
 
 
 def _layout(series, keys, top_limit):

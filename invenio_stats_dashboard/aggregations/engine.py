@@ -119,6 +119,24 @@ class Context:
         self.state = AggregationState(self.client)
         self.marks = Marks(self.client)  # bookmarks (cached for the chains the run holds)
         self._aliases = set()  # aliases known to exist
+        self._chains = {}  # community -> what its held chain's series share (chain_memo)
+
+    def open_chain(self, community_id):
+        """Start a community's chain: :meth:`chain_memo` keeps values until :meth:`close_chain`."""
+        self._chains[community_id] = {}
+
+    def close_chain(self, community_id):
+        """End a community's chain: its memo is dropped (the next run reads afresh)."""
+        self._chains.pop(community_id, None)
+
+    def chain_memo(self, community_id):
+        """A dict the series of a community's open chain share, or None outside a chain.
+
+        For inputs read once per chain instead of once per series (e.g. the
+        member set of the created/published bases); a value kept must stay
+        correct for every series of the chain.
+        """
+        return self._chains.get(community_id)
 
     def alias_exists(self, alias):
         """Whether ``alias`` exists; a yes is kept for the run (an alias is not

@@ -228,6 +228,7 @@ def chain(ctx, community_id, series_list, params, guard, progress=None):
         registry.set(f"{community_id}_first_run", "in_progress")
     outcome = {"worker": f"{socket.gethostname()}:{os.getpid()}", "series": {}}
     held = []
+    ctx.open_chain(community_id)
     try:
         for group in engine.chains(series_list):
             lock = engine.hold(group[0], community_id)
@@ -266,6 +267,7 @@ def chain(ctx, community_id, series_list, params, guard, progress=None):
         for _, lock in held:
             lock.release()
         ctx.marks.forget(community_id)
+        ctx.close_chain(community_id)
         registry.delete(f"{community_id}_agg_running")
     return outcome
 

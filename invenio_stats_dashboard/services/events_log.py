@@ -17,7 +17,9 @@ the last one), never count documents.
 """
 
 import hashlib
+import re
 from collections import defaultdict
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -136,8 +138,28 @@ def ensure_template(client=None):
     _templates_checked.add(key)
 
 
+#: The stored forms of ``event_date`` and ``timestamp`` (``iso``, ``utcnow``).
+_PLAIN_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(\+00:00|Z)?")
+
+
 def epoch_ms(value):
     """Epoch milliseconds of an instant (datetime, ISO or date-only string; naive = UTC)."""
+    if isinstance(value, str):
+        return _text_epoch_ms(value)
+    when = arrow.get(value).to("utc")
+    return when.int_timestamp * 1000 + when.microsecond // 1000
+
+
+@lru_cache(maxsize=1 << 16)
+def _text_epoch_ms(value):
+    """:func:`epoch_ms` of a string, memoised: a run parses each log instant several
+    times (ordering a pair, its transitions), and ``arrow.get`` costs ~0.15 ms —
+    seconds per hourly run. The stored UTC form is read by ``datetime`` (same result)."""
+    if _PLAIN_ISO.fullmatch(value):
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return int(when.timestamp()) * 1000 + when.microsecond // 1000
     when = arrow.get(value).to("utc")
     return when.int_timestamp * 1000 + when.microsecond // 1000
 

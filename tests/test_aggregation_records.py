@@ -161,7 +161,8 @@ def check_added_basis(h):
 
 def test_added_basis_counts_transitions(history):
     h = history
-    run([ADDED], [h.A, h.G, "global"], D(1), D(8))
+    # the whole range (another test of this module may have left a partial series)
+    run([ADDED], [h.A, h.G, "global"], D(1), D(8), ignore_bookmark=True)
     check_added_basis(h)
 
 
@@ -278,16 +279,20 @@ def test_a_range_after_the_newest_creation_still_counts_removals(history):
 
     h = history
     alias = docs.alias_name(get(ADDED))
-    current_search_client.indices.refresh(index=alias)
-    current_search_client.delete_by_query(index=alias, refresh=True, body={
-        "query": {"term": {"community_id": h.G}}})
-    run([ADDED], [h.G], D(4), D(5), ignore_bookmark=True)
-    found = read(ADDED, h.G)
-    want = expected_totals(h)[h.G]
-    assert sorted(found) == [D(4), D(5)]
-    for n in (4, 5):
-        doc = found[D(n)]
-        got = {k: doc[k] for k in ("records", "parents", "files", "uploaders")}
-        got["_snapshot"] = {k: doc["_snapshot"][k] for k in ("parents", "uploaders")}
-        assert got == want[n], n
-    assert found[D(4)]["records"]["removed"] == {"metadata_only": 0, "with_files": 1}
+    if current_search_client.indices.exists(index=alias):  # aggregated by an earlier test
+        current_search_client.indices.refresh(index=alias)
+        current_search_client.delete_by_query(index=alias, refresh=True, body={
+            "query": {"term": {"community_id": h.G}}})
+    try:
+        run([ADDED], [h.G], D(4), D(5), ignore_bookmark=True)
+        found = read(ADDED, h.G)
+        want = expected_totals(h)[h.G]
+        assert sorted(found) == [D(4), D(5)]
+        for n in (4, 5):
+            doc = found[D(n)]
+            got = {k: doc[k] for k in ("records", "parents", "files", "uploaders")}
+            got["_snapshot"] = {k: doc["_snapshot"][k] for k in ("parents", "uploaders")}
+            assert got == want[n], n
+        assert found[D(4)]["records"]["removed"] == {"metadata_only": 0, "with_files": 1}
+    finally:  # the next test of this module finds gamma's whole series again
+        run([ADDED], [h.G], D(1), D(8), ignore_bookmark=True)

@@ -135,13 +135,9 @@ def plan(community_ids=None, years=None, current_year_only=False):
     return out
 
 
-def _components(community_id, optimize):
-    """Layout component names the entry needs (None: every metric)."""
-    return layout_components(community_id) if optimize else None
-
-
 def key_components(community_id, optimize, custom_fields=None):
-    """What of the community's layout goes into its cache keys (None: nothing).
+    """What of the community's layout goes into its cache keys (None: nothing) —
+    also the component names to prune by (None: nothing is pruned).
 
     Only when ``optimize`` prunes anything (a non-empty
     ``STATS_DASHBOARD_COMPONENT_METRICS_REGISTRY``): then an entry depends on
@@ -251,7 +247,7 @@ def _one(cache, summary, compute, community_id, year, query, basis, optimize, re
     try:
         generation = cache.generation(community_id, year)
         complete = cache.is_complete(community_id, year, query, basis)
-        data = compute(query, community_id, year, basis, _components(community_id, optimize))
+        data = compute(query, community_id, year, basis, components)
         stored = cache.store(community_id, year, query, basis, data, complete, optimize,
                              generation, components)
     except Exception as exc:  # noqa: BLE001 - one item's failure is reported

@@ -263,11 +263,10 @@ def _computer(query, year, optimize):
     one stored by ``cache generate`` under the same key have the same content
     (upstream mixed the two, gap 12).
     """
-    from ..services.cache_generation import default_compute, layout_components
+    from ..services.cache_generation import default_compute, key_components
 
-    def compute():
-        names = layout_components(query.community_id, query.custom_fields) if optimize \
-            else None
+    def compute():  # pruned by the components the key carries (none: nothing pruned)
+        names = key_components(query.community_id, optimize, query.custom_fields)
         return default_compute(query.name, query.community_id, year, query.date_basis,
                                component_names=names)
 

@@ -27,7 +27,7 @@ from .categories import (
     camel,
 )
 from .permissions import resolve_community
-from .transform import SeriesFolder, collector_paused
+from .transform import build_series_set
 
 def _page_size():
     """Documents per page (spec §4.8): the configured size within MIN..MAX, shrunk
@@ -116,12 +116,10 @@ def _snake(name):
 
 def _category_set(category, community_uuid, start, end, date_basis, subcounts=None,
                   metrics=None):
-    with collector_paused():  # see there: most of a cold year's time otherwise
-        folder = SeriesFolder(category, current_app.config.get("COMMUNITY_STATS_SUBCOUNTS"),
-                              subcounts, metrics)
-        for doc in iter_documents(category, community_uuid, start, end, date_basis):
-            folder.add(doc)
-        return folder.result()
+    return build_series_set(category, iter_documents(category, community_uuid, start, end,
+                                                     date_basis),
+                            current_app.config.get("COMMUNITY_STATS_SUBCOUNTS"),
+                            subcounts, metrics)
 
 
 def compute_category(query_name, community_uuid, start_date, end_date, date_basis="added",

@@ -224,7 +224,10 @@ class ResponseCache:
 
     def read(self, key):
         """The entry's JSON bytes or None."""
-        raw = self.client.get(key)
+        return self._unpack(self.client.get(key))
+
+    @staticmethod
+    def _unpack(raw):
         return gzip.decompress(raw) if raw is not None else None
 
     def meta(self, key):
@@ -285,7 +288,7 @@ class ResponseCache:
         raw, _ = pipe.execute(raise_on_error=False)
         if isinstance(raw, Exception):
             raise raw
-        return gzip.decompress(raw) if raw is not None else None
+        return self._unpack(raw)
 
     def counters(self):
         """``{hits, misses, computed, stored, waited}`` since the last clear.

@@ -11,6 +11,7 @@ agree. Tests that change records build their own.
 """
 
 import os
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -326,3 +327,18 @@ def child_env(services, monkeypatch, tmp_path):
     for key, value in values.items():
         monkeypatch.setenv(f"INVENIO_{key}", value)
     monkeypatch.setenv("INVENIO_INSTANCE_PATH", str(tmp_path / "instance"))
+
+
+def pytest_runtest_logreport(report):
+    """Print a failure's one-line cause at once, between the progress dots.
+
+    CI shows only a window of the output: the tracebacks of later failures
+    fall outside it, these lines do not.
+    """
+    if not report.failed:
+        return
+    crash = getattr(report.longrepr, "reprcrash", None)
+    cause = crash.message if crash else str(report.longrepr).splitlines()[-1:]
+    line = " ".join(str(cause).split())[:600]
+    print(f"\n[failed] {report.nodeid} ({report.when}): {line}", file=sys.__stderr__,
+          flush=True)

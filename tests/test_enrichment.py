@@ -42,3 +42,30 @@ def test_cache_is_shared_safely_by_groups_in_flight():
     assert results == [[f"type-{n}" for n in range(s, s + 400)] for s in range(0, 1600, 100)]
     stats = extractor.get_cache_stats()
     assert stats["size"] == 50 and stats["hits"] + stats["misses"] == 16 * 400
+
+
+def test_a_record_published_a_moment_ago_is_found_with_its_metadata(services, identities):
+    """Publishing indexes without a refresh: the migration and the live indexer must
+    still find the record's metadata (CI on InvenioRDM 14 lost it for a second)."""
+    from invenio_search.proxies import current_search_client
+
+    from invenio_stats_dashboard.demo.rdm import publish_record, record_data, without_refresh
+    from invenio_stats_dashboard.search_indices.names import records_index
+    from invenio_stats_dashboard.services.enrichment import records_metadata
+
+    index = records_index()
+    current_search_client.indices.put_settings(index=index,
+                                               body={"index.refresh_interval": "-1"})
+    try:
+        with without_refresh():
+            recid = publish_record(identities["owner"], record_data(
+                "Just published", "2024-03-01", publisher="Moment Press")).id
+        hits = current_search_client.search(index=index, body={
+            "query": {"term": {"id": recid}}})["hits"]["hits"]
+        assert hits == []  # not searchable yet: what the lookup must cope with
+        found = records_metadata([recid, "nosuc-hrec1"])
+    finally:
+        current_search_client.indices.put_settings(index=index,
+                                                   body={"index.refresh_interval": None})
+    assert list(found) == [recid]
+    assert found[recid]["metadata"]["publisher"] == "Moment Press"

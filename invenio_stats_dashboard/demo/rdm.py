@@ -137,7 +137,9 @@ def publish_record(identity, data, files=None):
     draft = current_rdm_records_service.create(identity, data)
     if files:
         _add_files(identity, draft.id, files)
-    return current_rdm_records_service.publish(identity, draft.id)
+    record = current_rdm_records_service.publish(identity, draft.id)
+    _refresh()  # publishing indexes without a refresh: a search a moment later may miss it
+    return record
 
 
 def new_version(identity, record_id, publication_date=None, files=None):

@@ -134,9 +134,24 @@ class MetadataExtractor:
 
 
 def records_metadata(record_ids, client=None):
-    """``{recid: record document}`` for a batch (one query per 1,000 ids)."""
+    """``{recid: record document}`` for a batch (one query per 1,000 ids).
+
+    Publishing indexes a record without a refresh: one published a moment ago
+    is not searchable yet. Ids not found are looked up once more after a
+    refresh of the records index (a no-op when nothing is pending), so such a
+    record's events are not left without metadata; purged records stay missing.
+    """
     client = client or current_search_client
-    found, ids = {}, sorted(set(record_ids))
+    found = _search_records(client, sorted(set(record_ids)))
+    missing = sorted(set(record_ids) - set(found))
+    if missing:
+        client.indices.refresh(index=records_index())
+        found.update(_search_records(client, missing))
+    return found
+
+
+def _search_records(client, ids):
+    found = {}
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
         res = client.search(index=records_index(), body={

@@ -338,7 +338,7 @@ def pytest_runtest_logreport(report):
     if not report.failed:
         return
     crash = getattr(report.longrepr, "reprcrash", None)
-    cause = crash.message if crash else str(report.longrepr).splitlines()[-1:]
-    line = " ".join(str(cause).split())[:600]
+    cause = crash.message if crash else (str(report.longrepr).splitlines() or [""])[-1]
+    line = " ".join(cause.split())[:600]
     print(f"\n[failed] {report.nodeid} ({report.when}): {line}", file=sys.__stderr__,
           flush=True)

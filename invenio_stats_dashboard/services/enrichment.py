@@ -142,8 +142,9 @@ def records_metadata(record_ids, client=None):
     record's events are not left without metadata; purged records stay missing.
     """
     client = client or current_search_client
-    found = _search_records(client, sorted(set(record_ids)))
-    missing = sorted(set(record_ids) - set(found))
+    ids = sorted(set(record_ids))
+    found = _search_records(client, ids)
+    missing = [i for i in ids if i not in found]
     if missing:
         client.indices.refresh(index=records_index())
         found.update(_search_records(client, missing))
